@@ -1,0 +1,333 @@
+package fhirstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Tx is one database transaction of the write pipeline. All reads through it see its own
+// writes. A Tx must not be used after the function given to InTx returns.
+type Tx struct {
+	s      *Store
+	tx     *sql.Tx
+	now    time.Time
+	depth  int
+	onDone []func()
+}
+
+// Store returns the store the transaction belongs to.
+func (tx *Tx) Store() *Store { return tx.s }
+
+// Now returns the transaction's timestamp (the meta.lastUpdated of all its writes).
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// AfterCommit registers f to run after the transaction commits (never on rollback), e.g. to
+// wake an outbox worker.
+func (tx *Tx) AfterCommit(f func()) { tx.onDone = append(tx.onDone, f) }
+
+// InTx runs fn in a write transaction and commits. If fn returns an error the transaction
+// rolls back and the error is returned. fn may be run more than once (a PostgreSQL
+// serialization failure or deadlock is retried), so it must not keep state across attempts.
+// On SQLite, transactions of concurrent callers share commits (group commit); each runs in
+// its own savepoint, so one caller's failure does not affect another's. fn must not call
+// InTx itself.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	if s.writer != nil {
+		return s.writer.submit(ctx, fn)
+	}
+	const attempts = 5
+	var err error
+	for i := 0; i < attempts; i++ {
+		err = s.runTx(ctx, fn)
+		if err == nil || !s.d.retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * 5 * time.Millisecond)
+	}
+	return err
+}
+
+func (s *Store) runTx(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("fhirstore: begin: %w", err)
+	}
+	tx := &Tx{s: s, tx: sqlTx, now: s.Now()}
+	if err := fn(tx); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("fhirstore: commit: %w", err)
+	}
+	for _, f := range tx.onDone {
+		f()
+	}
+	return nil
+}
+
+func (tx *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return tx.tx.ExecContext(ctx, tx.s.d.rebind(q), args...)
+}
+
+func (tx *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return tx.tx.QueryContext(ctx, tx.s.d.rebind(q), args...)
+}
+
+func (tx *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return tx.tx.QueryRowContext(ctx, tx.s.d.rebind(q), args...)
+}
+
+// current is the locked current row of a resource.
+type current struct {
+	rid int64
+	res *Resource
+}
+
+// lock reads and locks the current row of type/id; nil when absent.
+func (tx *Tx) lock(ctx context.Context, typ, id string) (*current, error) {
+	row := tx.queryRow(ctx, `SELECT rid, version, last_updated, deleted, body FROM resource WHERE type = ? AND id = ?`+tx.s.d.forUpdate(), typ, id)
+	c := &current{res: &Resource{Type: typ, ID: id}}
+	var lu int64
+	var del int
+	var body string
+	if err := row.Scan(&c.rid, &c.res.Version, &lu, &del, &body); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("fhirstore: read %s/%s: %w", typ, id, err)
+	}
+	c.res.LastUpdated = time.UnixMicro(lu).UTC()
+	c.res.Deleted = del != 0
+	c.res.Body = []byte(body)
+	return c, nil
+}
+
+// Read returns the current version of type/id as seen by the transaction, locking it for
+// the rest of the transaction. A deleted resource is returned with ErrGone.
+func (tx *Tx) Read(ctx context.Context, typ, id string) (*Resource, error) {
+	c, err := tx.lock(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, fmt.Errorf("%s/%s: %w", typ, id, ErrNotFound)
+	}
+	if c.res.Deleted {
+		return c.res, fmt.Errorf("%s/%s: %w", typ, id, ErrGone)
+	}
+	return c.res, nil
+}
+
+// idPattern is the FHIR id syntax.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// ValidID reports whether id is a syntactically valid FHIR logical id.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// NewID returns a fresh server-assigned id: a UUIDv7, time-ordered so that B-tree inserts
+// stay local.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// Create stores body as a new resource of type typ with a server-assigned id (any id in
+// body is replaced) and returns the stored version.
+func (tx *Tx) Create(ctx context.Context, typ string, body map[string]any) (*Resource, error) {
+	return tx.CreateWithID(ctx, typ, NewID(), body)
+}
+
+// CreateWithID stores body as a new resource with the given id; ErrConflict if the id is
+// taken by a live resource.
+func (tx *Tx) CreateWithID(ctx context.Context, typ, id string, body map[string]any) (*Resource, error) {
+	res, created, err := tx.Update(ctx, typ, id, "POST", func(cur *Resource) (map[string]any, error) {
+		if cur != nil {
+			return nil, fmt.Errorf("create %s/%s: id in use: %w", typ, id, ErrConflict)
+		}
+		return body, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		return nil, fmt.Errorf("create %s/%s: %w", typ, id, ErrConflict)
+	}
+	return res, nil
+}
+
+// Updater computes the new content of a resource from its current version (nil when the
+// resource does not exist or is deleted). Returning ErrVersionConflict (wrapped) aborts
+// with a 412-style error; returning a nil map and nil error leaves the resource unchanged.
+type Updater func(current *Resource) (map[string]any, error)
+
+// Update writes a new version of typ/id computed by fn from the current one, inside the
+// transaction and with the row locked, so concurrent updates serialise and versions stay
+// gapless. method is recorded in history ("PUT", "PATCH", "POST"). created reports that the
+// resource did not exist (or was deleted) before.
+func (tx *Tx) Update(ctx context.Context, typ, id, method string, fn Updater) (res *Resource, created bool, err error) {
+	if !ValidID(id) {
+		return nil, false, fmt.Errorf("%w: id %q is not a valid FHIR id", ErrInvalid, id)
+	}
+	c, err := tx.lock(ctx, typ, id)
+	if err != nil {
+		return nil, false, err
+	}
+	var prev *Resource
+	if c != nil && !c.res.Deleted {
+		prev = c.res
+	}
+	body, err := fn(prev)
+	if err != nil {
+		return nil, false, err
+	}
+	if body == nil {
+		if prev == nil {
+			return nil, false, fmt.Errorf("update %s/%s: updater returned no resource: %w", typ, id, ErrInvalid)
+		}
+		return prev, false, nil
+	}
+	version := int64(1)
+	if c != nil {
+		version = c.res.Version + 1
+	}
+	newRes, err := tx.s.finish(typ, id, version, tx.now, body)
+	if err != nil {
+		return nil, false, err
+	}
+	newRes.Method = method
+	rid, err := tx.writeCurrent(ctx, c, newRes)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := tx.writeHistory(ctx, rid, newRes); err != nil {
+		return nil, false, err
+	}
+	if err := tx.reindex(ctx, rid, newRes, body); err != nil {
+		return nil, false, err
+	}
+	if err := tx.runHooks(ctx, Change{Resource: newRes, Previous: prev, Created: prev == nil}); err != nil {
+		return nil, false, err
+	}
+	return newRes, prev == nil, nil
+}
+
+// Delete marks typ/id deleted with a new version. fn, when not nil, may veto with an error
+// (If-Match). Deleting a missing resource returns ErrNotFound; deleting an already deleted
+// one returns the deletion version and ErrGone, and writes nothing.
+func (tx *Tx) Delete(ctx context.Context, typ, id string, fn func(current *Resource) error) (*Resource, error) {
+	c, err := tx.lock(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, ErrNotFound)
+	}
+	if c.res.Deleted {
+		return c.res, fmt.Errorf("delete %s/%s: %w", typ, id, ErrGone)
+	}
+	if fn != nil {
+		if err := fn(c.res); err != nil {
+			return nil, err
+		}
+	}
+	del := &Resource{Type: typ, ID: id, Version: c.res.Version + 1, LastUpdated: tx.now, Deleted: true, Method: "DELETE"}
+	if _, err := tx.writeCurrent(ctx, c, del); err != nil {
+		return nil, err
+	}
+	if err := tx.writeHistory(ctx, c.rid, del); err != nil {
+		return nil, err
+	}
+	if err := tx.reindex(ctx, c.rid, del, nil); err != nil {
+		return nil, err
+	}
+	if err := tx.runHooks(ctx, Change{Resource: del, Previous: c.res}); err != nil {
+		return nil, err
+	}
+	return del, nil
+}
+
+func (tx *Tx) writeCurrent(ctx context.Context, c *current, r *Resource) (int64, error) {
+	del := 0
+	if r.Deleted {
+		del = 1
+	}
+	lu := r.LastUpdated.UnixMicro()
+	if c == nil {
+		var rid int64
+		err := tx.queryRow(ctx, `INSERT INTO resource (type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?) RETURNING rid`,
+			r.Type, r.ID, r.Version, lu, del, string(r.Body)).Scan(&rid)
+		if err != nil {
+			return 0, fmt.Errorf("fhirstore: insert %s/%s: %w", r.Type, r.ID, err)
+		}
+		return rid, nil
+	}
+	if _, err := tx.exec(ctx, `UPDATE resource SET version = ?, last_updated = ?, deleted = ?, body = ? WHERE rid = ?`,
+		r.Version, lu, del, string(r.Body), c.rid); err != nil {
+		return 0, fmt.Errorf("fhirstore: update %s/%s: %w", r.Type, r.ID, err)
+	}
+	return c.rid, nil
+}
+
+func (tx *Tx) writeHistory(ctx context.Context, rid int64, r *Resource) error {
+	del := 0
+	if r.Deleted {
+		del = 1
+	}
+	if _, err := tx.exec(ctx, `INSERT INTO resource_history (rid, type, id, version, last_updated, deleted, method, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		rid, r.Type, r.ID, r.Version, r.LastUpdated.UnixMicro(), del, r.Method, string(r.Body)); err != nil {
+		return fmt.Errorf("fhirstore: history %s/%s/%d: %w", r.Type, r.ID, r.Version, err)
+	}
+	return nil
+}
+
+const maxHookDepth = 8
+
+func (tx *Tx) runHooks(ctx context.Context, c Change) error {
+	hooks := tx.s.currentHooks()
+	if len(hooks) == 0 {
+		return nil
+	}
+	if tx.depth >= maxHookDepth {
+		return fmt.Errorf("fhirstore: hooks nested deeper than %d writes", maxHookDepth)
+	}
+	tx.depth++
+	defer func() { tx.depth-- }()
+	for _, h := range hooks {
+		if err := h.AfterWrite(ctx, tx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish sets id and meta (versionId, lastUpdated) on body and encodes it.
+func (s *Store) finish(typ, id string, version int64, now time.Time, body map[string]any) (*Resource, error) {
+	if rt, _ := body["resourceType"].(string); rt != typ {
+		return nil, fmt.Errorf("%w: resourceType %q does not match %s", ErrInvalid, rt, typ)
+	}
+	body["id"] = id
+	meta, _ := body["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	meta["versionId"] = fmt.Sprint(version)
+	meta["lastUpdated"] = FormatInstant(now)
+	body["meta"] = meta
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(body); err != nil {
+		return nil, fmt.Errorf("fhirstore: encode %s/%s: %w", typ, id, err)
+	}
+	b := bytes.TrimRight(buf.Bytes(), "\n")
+	return &Resource{Type: typ, ID: id, Version: version, LastUpdated: now, Body: b}, nil
+}
+
+// FormatInstant formats t as a FHIR instant in UTC with millisecond precision.
+func FormatInstant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
