@@ -78,11 +78,14 @@ type MDCUnit struct {
 // (inclusive). LOINC, when set, is the LOINC code to use with this unit
 // (glucose has one code for mass and one for moles per volume).
 type MetricUnit struct {
-	UCUM  string  `json:"ucum"`
-	MDC   uint32  `json:"mdc,omitempty"`
-	LOINC string  `json:"loinc,omitempty"`
-	Min   float64 `json:"min"`
-	Max   float64 `json:"max"`
+	UCUM string `json:"ucum"`
+	// Display is the human unit text for this metric ("beats/minute"),
+	// when it differs from the unit's general display.
+	Display string  `json:"display,omitempty"`
+	MDC     uint32  `json:"mdc,omitempty"`
+	LOINC   string  `json:"loinc,omitempty"`
+	Min     float64 `json:"min"`
+	Max     float64 `json:"max"`
 }
 
 // Component is a part of a panel metric, such as the systolic pressure of
