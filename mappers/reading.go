@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -147,6 +148,11 @@ func (r *Reading) ReadingID() string {
 func (r *Reading) metricKey() string {
 	if r.Metric != "" {
 		if m, _, ok := codes.MetricByName(r.Metric); ok {
+			if r.MDC != 0 && (len(m.MDC) == 0 || m.MDC[0].Code != r.MDC) {
+				// Two sensors of one device (ECG and pulse oximeter heart
+				// rate) measure at the same instant: keep both.
+				return m.Name + "|" + strconv.FormatUint(uint64(r.MDC), 10)
+			}
 			return m.Name
 		}
 		return r.Metric

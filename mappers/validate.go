@@ -49,7 +49,7 @@ type ValidationError struct {
 // Error implements error.
 func (e *ValidationError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "mappers: reading %d invalid: ", e.Index)
+	b.WriteString("invalid reading: ")
 	for i, p := range e.Problems {
 		if i > 0 {
 			b.WriteString("; ")
