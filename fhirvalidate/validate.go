@@ -1,0 +1,360 @@
+// Package fhirvalidate validates FHIR R4 resources given as JSON before Vigil stores them.
+//
+// Every write (REST create, update and patch results, each transaction or batch entry,
+// $validate, TestScript validateProfileId asserts) goes through [Validator.Validate]. It
+// combines two passes:
+//
+//   - structural validation by google/fhir/go's validating JSON parser (structure,
+//     cardinality, choice types, required elements, required-binding codes, primitive
+//     syntax, reference target types), and
+//   - one cheap walk over the JSON for what that parser does not check: empty strings,
+//     objects and arrays, null property values, duplicate or wrongly cased property
+//     names, active content in narrative (txt-1, txt-2), Bundle rules (bdl-1 .. bdl-12
+//     and the transaction/batch request rules), nested contained resources (dom-2), and
+//     the content of contained resources, which the parser stores without validating.
+//
+// Problems come back as [Issue] values shaped like OperationOutcome.issue, each with a
+// FHIRPath expression naming the offending element. Diagnostics never repeat element
+// values, so issues may be logged without leaking PHI.
+package fhirvalidate
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/fhir/go/fhirversion"
+	"github.com/google/fhir/go/jsonformat"
+	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+)
+
+// Issue severities, as in OperationOutcome.issue.severity.
+const (
+	SeverityFatal       = "fatal"
+	SeverityError       = "error"
+	SeverityWarning     = "warning"
+	SeverityInformation = "information"
+)
+
+// Issue type codes used by this package (a subset of the FHIR IssueType value set).
+const (
+	CodeStructure    = "structure"
+	CodeRequired     = "required"
+	CodeValue        = "value"
+	CodeInvariant    = "invariant"
+	CodeInvalid      = "invalid"
+	CodeCodeInvalid  = "code-invalid"
+	CodeNotSupported = "not-supported"
+	CodeSecurity     = "security"
+	CodeTooCostly    = "too-costly"
+)
+
+// Issue is one problem found in a resource, shaped like an OperationOutcome.issue.
+type Issue struct {
+	// Severity is fatal, error, warning or information (OperationOutcome.issue.severity).
+	Severity string
+	// Code is an IssueType code: structure, required, value, invariant, code-invalid,
+	// not-supported, security, ...
+	Code string
+	// Diagnostics is a human readable explanation. It names elements and rules but never
+	// repeats element values, so it carries no PHI beyond the element path.
+	Diagnostics string
+	// Expression holds the FHIRPath location of the problem, e.g. "Observation.status" or
+	// "Bundle.entry[2].request". It is empty when the problem concerns the whole document.
+	Expression []string
+}
+
+// Options configures a Validator. The zero value selects the defaults.
+type Options struct {
+	// MaxNestingDepth bounds how deeply JSON objects and arrays may nest; deeper input is
+	// rejected with a fatal issue before any further parsing. Default 64.
+	MaxNestingDepth int
+	// MaxIssues bounds the number of issues returned for one resource; when more are
+	// found, the list is cut and ends with a too-costly information issue. Default 100.
+	MaxIssues int
+}
+
+// Defaults used when Options leaves a field at zero.
+const (
+	DefaultMaxNestingDepth = 64
+	DefaultMaxIssues       = 100
+)
+
+// Validator validates FHIR R4 JSON resources. Build one with New and share it: it is safe
+// for concurrent use.
+type Validator struct {
+	opts Options
+	um   *jsonformat.Unmarshaller
+	err  error // construction failure, reported by every Validate call
+}
+
+// New returns a Validator configured by opts.
+func New(opts Options) *Validator {
+	if opts.MaxNestingDepth <= 0 {
+		opts.MaxNestingDepth = DefaultMaxNestingDepth
+	}
+	if opts.MaxIssues <= 0 {
+		opts.MaxIssues = DefaultMaxIssues
+	}
+	v := &Validator{opts: opts}
+	um, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
+	if err != nil {
+		v.err = fmt.Errorf("fhirvalidate: create R4 unmarshaller: %w", err)
+		return v
+	}
+	// The library counts path segments, which exceed JSON nesting by one per nested
+	// resource; our own walk enforces the real limit first.
+	um.MaxNestingDepth = opts.MaxNestingDepth + 8
+	v.um = um
+	return v
+}
+
+// HasErrors reports whether issues holds an issue of severity error or fatal, that is,
+// whether the resource must be rejected.
+func HasErrors(issues []Issue) bool {
+	for _, is := range issues {
+		if is.Severity == SeverityError || is.Severity == SeverityFatal {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks one resource given as FHIR JSON. It returns the resourceType and the
+// issues; the resource is valid when no issue has severity error or fatal (see HasErrors).
+// err is reserved for internal failures: bad input always yields issues, never an error.
+func (v *Validator) Validate(body []byte) (resourceType string, issues []Issue, err error) {
+	if v.err != nil {
+		return "", nil, v.err
+	}
+	w := newWalker(body, v.opts.MaxNestingDepth)
+	w.run()
+	resourceType = w.rootType
+	issues = w.issues
+	if w.fatal {
+		return resourceType, v.finish(issues), nil
+	}
+
+	// Elements our walk already reported get no second, vaguer issue from the library.
+	seen := make(map[string]bool, len(issues))
+	for _, is := range issues {
+		if len(is.Expression) > 0 {
+			seen[is.Expression[0]] = true
+		}
+	}
+	lib, parsed, err := v.libraryIssues(body, "")
+	if err != nil {
+		return resourceType, nil, err
+	}
+	if parsed {
+		// The library stores contained resources without validating them: validate each
+		// on its own, under its path in the container.
+		for _, c := range w.contained {
+			more, _, err := v.libraryIssues(body[c.start:c.end], c.path)
+			if err != nil {
+				return resourceType, nil, err
+			}
+			lib = append(lib, more...)
+		}
+	}
+	for _, is := range lib {
+		if len(is.Expression) > 0 && seen[is.Expression[0]] {
+			continue
+		}
+		issues = append(issues, is)
+	}
+	return resourceType, v.finish(issues), nil
+}
+
+// finish orders issues deterministically (most severe first, then by location) and
+// applies the MaxIssues cap.
+func (v *Validator) finish(issues []Issue) []Issue {
+	slices.SortStableFunc(issues, func(a, b Issue) int {
+		if c := cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)); c != 0 {
+			return c
+		}
+		return cmp.Compare(firstExpr(a), firstExpr(b))
+	})
+	if len(issues) > v.opts.MaxIssues {
+		n := len(issues)
+		issues = append(issues[:v.opts.MaxIssues:v.opts.MaxIssues], Issue{
+			Severity:    SeverityInformation,
+			Code:        CodeTooCostly,
+			Diagnostics: fmt.Sprintf("%d further issues were not reported", n-v.opts.MaxIssues),
+		})
+	}
+	return issues
+}
+
+func severityRank(s string) int {
+	switch s {
+	case SeverityFatal:
+		return 0
+	case SeverityError:
+		return 1
+	case SeverityWarning:
+		return 2
+	}
+	return 3
+}
+
+func firstExpr(is Issue) string {
+	if len(is.Expression) == 0 {
+		return ""
+	}
+	return is.Expression[0]
+}
+
+// libraryIssues runs google/fhir/go's validating parser over one resource and converts
+// what it finds into Issues. A non-empty prefix replaces the resource type at the head of
+// every path (used for contained resources). parsed reports whether parsing succeeded, in
+// which case the validation issues are complete.
+func (v *Validator) libraryIssues(body []byte, prefix string) (issues []Issue, parsed bool, err error) {
+	_, outcome, perr := v.um.UnmarshalWithOutcome(body)
+	if perr != nil {
+		list, ok := unmarshalErrors(perr)
+		if !ok {
+			return nil, false, fmt.Errorf("fhirvalidate: parse resource: %w", perr)
+		}
+		for _, e := range list {
+			issues = append(issues, parseErrorIssue(e, prefix))
+		}
+		return issues, false, nil
+	}
+	if outcome == nil || outcome.R4Outcome == nil {
+		return nil, true, nil
+	}
+	for _, oi := range outcome.R4Outcome.GetIssue() {
+		issues = append(issues, outcomeIssue(
+			strings.ToLower(oi.GetSeverity().GetValue().String()),
+			oi.GetDiagnostics().GetValue(),
+			oi.GetExpression(),
+			prefix,
+		))
+	}
+	return issues, true, nil
+}
+
+// exprValue is the part of a datatypes String proto that outcomeIssue needs.
+type exprValue interface{ GetValue() string }
+
+// outcomeIssue converts one OperationOutcome issue reported by the library's validation
+// step. Those issues all carry the code "value"; the diagnostics tell a missing required
+// element apart, whose expression then names the element rather than its parent.
+func outcomeIssue[E exprValue](severity, diag string, exprs []E, prefix string) Issue {
+	is := Issue{Severity: severity, Code: CodeValue}
+	if is.Severity == "" || is.Severity == "invalid_uninitialized" {
+		is.Severity = SeverityError
+	}
+	// The library prefixes its diagnostics with `error at "<path>": `; the path is already
+	// in the expression.
+	if _, rest, ok := strings.Cut(diag, `": `); ok && strings.HasPrefix(diag, "error at ") {
+		diag = rest
+	}
+	path := ""
+	if len(exprs) > 0 {
+		path = normalizePath(exprs[0].GetValue(), prefix)
+	}
+	if field, ok := strings.CutPrefix(diag, "missing required field "); ok {
+		is.Code = CodeRequired
+		field = strings.Trim(field, `"`)
+		if path != "" {
+			path += "." + field
+		}
+		diag = fmt.Sprintf("missing required element %q", field)
+	}
+	is.Diagnostics = diag
+	if path != "" {
+		is.Expression = []string{path}
+	}
+	return is
+}
+
+// parseError is what the library's parse errors (an unexported struct type) tell us.
+type parseError struct {
+	path, details, diagnostics string
+}
+
+// parseErrorIssue converts one parse error of the library. The library's diagnostics often
+// quote the offending value, so they are only used where they name a property or type.
+func parseErrorIssue(e parseError, prefix string) Issue {
+	is := Issue{Severity: SeverityError, Code: CodeStructure, Diagnostics: e.details}
+	path := normalizePath(e.path, prefix)
+	switch {
+	case e.details == "unknown field":
+		// The path names the object; the diagnostics, the quoted property.
+		name := strings.Trim(e.diagnostics, `"`)
+		if path != "" {
+			path += "." + name
+		}
+		is.Diagnostics = fmt.Sprintf("unknown element %q", name)
+	case e.details == "code type mismatch":
+		is.Code = CodeCodeInvalid
+		is.Diagnostics = "code is not in the required value set"
+		if _, typ, ok := strings.Cut(e.diagnostics, " is not a "); ok {
+			is.Diagnostics = fmt.Sprintf("code is not in the required value set (%s)", typ)
+		}
+	case e.details == "unknown resource type":
+		is.Code = CodeNotSupported
+		// The path ends with the unknown type name, which is no element.
+		if i := strings.LastIndexByte(path, '.'); i > 0 {
+			path = path[:i]
+		}
+		is.Diagnostics = fmt.Sprintf("unknown resource type %s", e.diagnostics)
+	case strings.HasPrefix(e.details, "missing required field"):
+		is.Code = CodeRequired
+	case strings.HasPrefix(e.details, "cannot accept multiple values"):
+		is.Diagnostics = fmt.Sprintf("%s (%s)", e.details, strings.Trim(e.diagnostics, `"`))
+	case strings.HasPrefix(e.details, "expected "), strings.HasPrefix(e.details, "invalid "),
+		strings.HasPrefix(e.details, "non-negative integer"):
+		is.Diagnostics = "invalid value: " + e.details
+	}
+	if path != "" {
+		is.Expression = []string{path}
+	}
+	return is
+}
+
+// resourceNames holds every R4 resource type name, in the two spellings the library uses
+// in paths: "Observation" (parse errors) and "observation" (validation issues).
+var resourceNames = func() map[string]bool {
+	names := make(map[string]bool, 300)
+	oneof := (&rpb.ContainedResource{}).ProtoReflect().Descriptor().Oneofs().ByName("oneof_resource")
+	fields := oneof.Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		names[string(f.Message().Name())] = true
+		names[f.JSONName()] = true
+	}
+	return names
+}()
+
+// isResourceType reports whether name is an R4 resource type.
+func isResourceType(name string) bool {
+	return name != "" && name[0] >= 'A' && name[0] <= 'Z' && resourceNames[name]
+}
+
+// normalizePath turns a library path into a FHIRPath expression: the library inserts the
+// resource type after each nested resource ("Bundle.entry[0].resource.Observation.status",
+// "...resource.observation.status"), which FHIRPath does not have. A non-empty prefix
+// replaces the first segment (the resource type of a resource validated on its own).
+func normalizePath(p, prefix string) string {
+	if p == "" {
+		return prefix
+	}
+	segs := strings.Split(p, ".")
+	out := segs[:1]
+	if prefix != "" {
+		out[0] = prefix
+	}
+	for i := 1; i < len(segs); i++ {
+		prev := segs[i-1]
+		if resourceNames[segs[i]] && (prev == "resource" || prev == "outcome" ||
+			strings.HasPrefix(prev, "contained[") || prev == "contained") {
+			continue
+		}
+		out = append(out, segs[i])
+	}
+	return strings.Join(out, ".")
+}
