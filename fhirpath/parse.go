@@ -335,13 +335,18 @@ func (p *parser) parseTypeSpecifier() (string, error) {
 		return "", p.errorf(t, "expected a type name, found %q", t.text)
 	}
 	name := t.text
-	if (name == "FHIR" || name == "System") && p.isOp(".") {
-		p.next()
-		t2 := p.next()
-		if t2.kind != tIdent && t2.kind != tDelimIdent {
-			return "", p.errorf(t2, "expected a type name, found %q", t2.text)
+	// Qualified names: FHIR.x, System.X and backbone types such as Observation.component.
+	for p.isOp(".") {
+		nt := p.toks[p.pos+1]
+		if nt.kind != tIdent && nt.kind != tDelimIdent {
+			break
 		}
-		name += "." + t2.text
+		if name != "FHIR" && name != "System" && lookupType(name+"."+nt.text) == nil && !strings.HasPrefix(name, "FHIR.") {
+			break
+		}
+		p.next()
+		p.next()
+		name += "." + nt.text
 	}
 	return name, nil
 }
