@@ -319,15 +319,47 @@ func (s *Store) finish(typ, id string, version int64, now time.Time, body map[st
 	meta["versionId"] = fmt.Sprint(version)
 	meta["lastUpdated"] = FormatInstant(now)
 	body["meta"] = meta
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body); err != nil {
+	b, err := EncodeResource(body)
+	if err != nil {
 		return nil, fmt.Errorf("fhirstore: encode %s/%s: %w", typ, id, err)
 	}
-	b := bytes.TrimRight(buf.Bytes(), "\n")
 	return &Resource{Type: typ, ID: id, Version: version, LastUpdated: now, Body: b}, nil
 }
 
 // FormatInstant formats t as a FHIR instant in UTC with millisecond precision.
 func FormatInstant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// EncodeResource encodes a resource as compact JSON with resourceType first (as FHIR
+// examples and most servers write it) and the other members in a stable order, without
+// HTML escaping.
+func EncodeResource(body map[string]any) ([]byte, error) {
+	rt, _ := body["resourceType"].(string)
+	rest := make(map[string]any, len(body))
+	for k, v := range body {
+		if k != "resourceType" {
+			rest[k] = v
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rest); err != nil {
+		return nil, err
+	}
+	inner := bytes.TrimRight(buf.Bytes(), "\n")
+	out := make([]byte, 0, len(inner)+len(rt)+20)
+	out = append(out, `{"resourceType":`...)
+	out, _ = appendJSONString(out, rt)
+	if len(inner) > 2 {
+		out = append(out, ',')
+		out = append(out, inner[1:]...)
+	} else {
+		out = append(out, '}')
+	}
+	return out, nil
+}
+
+func appendJSONString(dst []byte, s string) ([]byte, error) {
+	b, err := json.Marshal(s)
+	return append(dst, b...), err
+}
