@@ -20,7 +20,7 @@ const (
 	// identifier of DeviceMetric resources.
 	DeviceMetricIdentifierSystem = "urn:vigil:device-metric"
 	// VitalSignsProfile is the FHIR R4 vital signs base profile.
-	VitalSignsProfile = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+	VitalSignsProfile    = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 	identifierTypeSystem = "http://terminology.hl7.org/CodeSystem/v2-0203"
 )
 
