@@ -134,7 +134,6 @@ func ParseNM(s string) (NM, error) {
 	return NM{Text: s}, nil
 }
 
-
 // SN is a structured numeric: comparator, first number, separator or suffix, second number,
 // as in ">^100", "^10^-^20" or "^1^:^128".
 type SN struct {
