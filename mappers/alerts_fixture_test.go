@@ -75,9 +75,14 @@ func detectedIssueFixtures(t testing.TB) []map[string]any {
 	hr2 := storedObservation(t, "hr2", mappers.Reading{Metric: "heart-rate", Value: "121", Unit: "/min", Time: at(-20), Status: "preliminary"})
 	run(alerts.Input{Observation: hr2, Open: []alerts.OpenAlert{hrAlert}})
 	hr3 := storedObservation(t, "hr3", mappers.Reading{Metric: "heart-rate", Value: "138", Unit: "/min", Time: at(-10)})
-	run(alerts.Input{Observation: hr3, Open: []alerts.OpenAlert{hrAlert}})
+	var highAlert alerts.OpenAlert
+	for _, a := range run(alerts.Input{Observation: hr3, Open: []alerts.OpenAlert{hrAlert}}) {
+		if a.Kind == alerts.ActionCreate && a.Condition == "vital-out-of-range/heart-rate/high" {
+			highAlert = reopen(a, "da-hr-high")
+		}
+	}
 	hr4 := storedObservation(t, "hr4", mappers.Reading{Metric: "heart-rate", Value: "80", Unit: "/min", Time: at(-5)})
-	run(alerts.Input{Observation: hr4, Open: []alerts.OpenAlert{hrAlert}})
+	run(alerts.Input{Observation: hr4, Open: []alerts.OpenAlert{highAlert}})
 
 	recent := []map[string]any{
 		storedObservation(t, "rr1", mappers.Reading{Metric: "respiratory-rate", Value: "26", Unit: "/min", Time: at(-15)}),

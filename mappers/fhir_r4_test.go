@@ -68,3 +68,18 @@ func TestR4ValidDetectedIssues(t *testing.T) {
 		checkR4(t, u, fmt.Sprintf("detected issue %d (%v)", i, di["code"]), di)
 	}
 }
+
+// TestR4ValidatorRejects guards the harness: a broken resource must fail.
+func TestR4ValidatorRejects(t *testing.T) {
+	u := newValidator(t)
+	for name, res := range map[string]string{
+		"bad status":           `{"resourceType":"Observation","status":"done","code":{"text":"x"}}`,
+		"missing code":         `{"resourceType":"Observation","status":"final"}`,
+		"bad reference target": `{"resourceType":"DetectedIssue","status":"final","patient":{"reference":"Device/x"}}`,
+		"bad device name type": `{"resourceType":"Device","deviceName":[{"name":"x","type":"nickname"}]}`,
+	} {
+		if _, err := u.Unmarshal([]byte(res)); err == nil {
+			t.Errorf("%s: accepted %s", name, res)
+		}
+	}
+}

@@ -169,3 +169,7 @@ func renderDeviceMetrics(t testing.TB) []map[string]any {
 func TestGoldenDeviceMetrics(t *testing.T) {
 	checkGolden(t, "device-metrics", renderDeviceMetrics(t))
 }
+
+func TestGoldenDetectedIssues(t *testing.T) {
+	checkGolden(t, "detected-issues", detectedIssueFixtures(t))
+}

@@ -293,11 +293,11 @@ func (r NEWS2Result) Summary() string {
 			b.WriteString("; ")
 		}
 		if it.Known {
-			fmt.Fprintf(&b, "%s %s scores %d", it.Parameter, it.Value, it.Score)
+			fmt.Fprintf(&b, "%s: %s scores %d", it.Parameter, it.Value, it.Score)
 		} else if it.Value != "" {
-			fmt.Fprintf(&b, "%s %s", it.Parameter, it.Value)
+			fmt.Fprintf(&b, "%s: %s", it.Parameter, it.Value)
 		} else {
-			fmt.Fprintf(&b, "%s unknown (not scored)", it.Parameter)
+			fmt.Fprintf(&b, "%s: unknown, not scored", it.Parameter)
 		}
 	}
 	b.WriteString(".")
