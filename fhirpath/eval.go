@@ -153,12 +153,17 @@ func (n *litNode) eval(*evalCtx, *scope, Collection) (Collection, error) { retur
 // memberNode navigates to a child element, or at the root of an expression
 // filters the input by type when name is a type.
 type memberNode struct {
-	name string
-	root bool
+	name   string
+	root   bool
+	isType bool // name is a type of the model (checked at compile time)
+}
+
+func newMember(name string, root bool) *memberNode {
+	return &memberNode{name: name, root: root, isType: root && name != "" && name[0] >= 'A' && name[0] <= 'Z' && lookupType(name) != nil}
 }
 
 func (n *memberNode) eval(c *evalCtx, s *scope, focus Collection) (Collection, error) {
-	if n.root && n.name != "" && n.name[0] >= 'A' && n.name[0] <= 'Z' && lookupType(n.name) != nil {
+	if n.isType {
 		var out Collection
 		for _, v := range focus {
 			if derivesFrom(v.typ, n.name) {
@@ -200,31 +205,18 @@ func navigate(focus Collection, name string, out Collection) Collection {
 			}
 			continue
 		}
-		if ed.choice {
-			for j, key := range ed.keys {
-				x, ok := m[key]
-				if !ok {
-					if isPrimitiveType(ed.types[j]) {
-						if _, ok := m["_"+key]; ok {
-							out = emit(out, v, m, key, nil, ed.types[j])
-						}
+		for j, key := range ed.keys {
+			x, ok := m[key]
+			if !ok {
+				if ed.prim[j] {
+					if _, ok := m[ed.ukeys[j]]; ok {
+						out = emit(out, v, m, key, nil, ed.types[j])
 					}
-					continue
 				}
-				out = emit(out, v, m, key, x, ed.types[j])
+				continue
 			}
-			continue
+			out = emit(out, v, m, key, x, ed.types[j])
 		}
-		x, ok := m[name]
-		if !ok {
-			if isPrimitiveType(ed.types[0]) {
-				if _, ok := m["_"+name]; ok {
-					out = emit(out, v, m, name, nil, ed.types[0])
-				}
-			}
-			continue
-		}
-		out = emit(out, v, m, name, x, ed.types[0])
 	}
 	return out
 }

@@ -37,6 +37,8 @@ type elemDef struct {
 	name   string
 	types  []string // FHIR type names; several for a choice element
 	keys   []string // JSON keys of a choice element, parallel to types
+	ukeys  []string // "_" + key: where a primitive's id and extensions live, parallel to keys
+	prim   []bool   // whether each type is primitive, parallel to types
 	array  bool
 	choice bool
 }
@@ -102,6 +104,18 @@ func loadModel() {
 	}
 	for t, b := range bases {
 		t.base = types[b]
+	}
+	for _, t := range types {
+		for _, e := range t.elems {
+			if !e.choice {
+				e.keys = []string{e.name}
+			}
+			for i, k := range e.keys {
+				e.ukeys = append(e.ukeys, "_"+k)
+				pt := types[e.types[i]]
+				e.prim = append(e.prim, pt != nil && pt.kind == kindPrimitive)
+			}
+		}
 	}
 	modelTypes = types
 }

@@ -442,7 +442,7 @@ func (p *parser) parseInvocation(root bool) (node, error) {
 		}
 		return newFunc(t.text, args, func(format string, a ...any) error { return p.errorf(t, format, a...) })
 	}
-	return &memberNode{name: t.text, root: root}, nil
+	return newMember(t.text, root), nil
 }
 
 var calendarKeywords = calendarUnits
