@@ -350,6 +350,8 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("%s: expected %s, got JSON %s", field, te.Type, te.Value)
 	case errors.As(err, &se):
 		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, se)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "invalid JSON: the document ends early"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return strings.TrimPrefix(err.Error(), "json: ")
 	}
