@@ -1,10 +1,7 @@
 package fhirvalidate
 
 import (
-	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -67,52 +64,48 @@ func narrativeProblems(div string) []narrativeProblem {
 		}
 		probs = append(probs, narrativeProblem{SeverityError, code, diag})
 	}
-	d := xml.NewDecoder(strings.NewReader(div))
-	d.Strict = true
+	x := xtokenizer{s: div}
 	depth, roots := 0, 0
 	content := false
 	for {
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+		tok, err := x.next()
 		if err != nil {
-			add(CodeStructure, "the narrative div is not well-formed XHTML: "+syntaxMessage(err))
+			add(CodeStructure, "the narrative div is not well-formed XHTML: "+err.Error())
 			return probs
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
+		if tok.kind == xEOF {
+			break
+		}
+		switch tok.kind {
+		case xStart:
 			if depth == 0 {
 				roots++
-				if t.Name.Local != "div" {
+				if tok.name.local != "div" {
 					add(CodeInvariant, "the narrative must be a single XHTML <div> element")
 				}
 			}
 			depth++
-			checkElement(t, depth == 1, add)
-			if strings.EqualFold(t.Name.Local, "img") && hasAttr(t, "src") {
+			checkElement(tok, depth == 1, add)
+			if strings.EqualFold(tok.name.local, "img") && hasAttr(tok, "src") {
 				content = true
 			}
-		case xml.EndElement:
+		case xEnd:
 			depth--
-		case xml.CharData:
+		case xText:
 			if depth == 0 {
-				if strings.TrimSpace(string(t)) != "" {
+				if tok.content {
 					add(CodeInvariant, "the narrative must be a single XHTML <div> element")
 				}
-			} else if !content && strings.TrimSpace(string(t)) != "" {
+			} else if tok.content {
 				content = true
 			}
-		case xml.Directive:
+		case xDirective:
 			add(CodeSecurity, "the narrative must not contain a DOCTYPE or other XML directive")
-		case xml.ProcInst:
-			if depth > 0 || t.Target != "xml" {
+		case xProcInst:
+			if depth > 0 || roots > 0 || tok.target != "xml" {
 				add(CodeSecurity, "the narrative must not contain XML processing instructions")
 			}
 		}
-	}
-	if depth != 0 {
-		add(CodeStructure, "the narrative div is not well-formed XHTML: unclosed element")
 	}
 	if roots == 0 {
 		add(CodeInvariant, "the narrative must be a single XHTML <div> element")
@@ -131,55 +124,55 @@ func narrativeProblems(div string) []narrativeProblem {
 }
 
 // checkElement checks one start tag; names carry their resolved namespace.
-func checkElement(t xml.StartElement, root bool, add func(code, diag string)) {
-	name := strings.ToLower(t.Name.Local)
+func checkElement(t xtoken, root bool, add func(code, diag string)) {
+	name := strings.ToLower(t.name.local)
 	// The attributes of an element already rejected are only checked for active content.
 	rejected := true
 	switch {
 	case activeElements[name]:
 		add(CodeSecurity, fmt.Sprintf("txt-1: the narrative must not contain active content (<%s> element)", name))
-	case !allowedElements[t.Name.Local]:
-		add(CodeInvariant, fmt.Sprintf("txt-1: element <%s> is not allowed in a narrative", t.Name.Local))
+	case !allowedElements[t.name.local]:
+		add(CodeInvariant, fmt.Sprintf("txt-1: element <%s> is not allowed in a narrative", t.name.local))
 	default:
 		rejected = false
 	}
-	for _, a := range t.Attr {
-		local := strings.ToLower(a.Name.Local)
+	for _, a := range t.attrs {
+		local := strings.ToLower(a.name.local)
 		switch {
-		case a.Name.Space == "" && a.Name.Local == "xmlns", a.Name.Space == "xmlns":
+		case a.name.space == "" && a.name.local == "xmlns", a.name.space == "xmlns":
 			// A namespace declaration; elements in a foreign namespace are reported below.
 			continue
-		case a.Name.Space == xmlNS && (local == "lang" || local == "space"):
+		case a.name.space == xmlNS && (local == "lang" || local == "space"):
 			continue
 		case strings.HasPrefix(local, "on"):
-			add(CodeSecurity, fmt.Sprintf("txt-1: the narrative must not contain active content (event handler attribute %s)", a.Name.Local))
+			add(CodeSecurity, fmt.Sprintf("txt-1: the narrative must not contain active content (event handler attribute %s)", a.name.local))
 			continue
-		case a.Name.Space != "":
-			add(CodeSecurity, fmt.Sprintf("txt-1: attribute %s:%s is not allowed in a narrative", a.Name.Space, a.Name.Local))
+		case a.name.space != "":
+			add(CodeSecurity, fmt.Sprintf("txt-1: attribute %s:%s is not allowed in a narrative", a.name.space, a.name.local))
 			continue
-		case !allowedAttributes[a.Name.Local] && !rejected:
-			add(CodeInvariant, fmt.Sprintf("txt-1: attribute %s is not allowed in a narrative", a.Name.Local))
+		case !allowedAttributes[a.name.local] && !rejected:
+			add(CodeInvariant, fmt.Sprintf("txt-1: attribute %s is not allowed in a narrative", a.name.local))
 			continue
 		}
-		if activeURL(a.Value) {
-			add(CodeSecurity, fmt.Sprintf("txt-1: the narrative must not contain active content (script URL in attribute %s)", a.Name.Local))
+		if activeURL(a.value) {
+			add(CodeSecurity, fmt.Sprintf("txt-1: the narrative must not contain active content (script URL in attribute %s)", a.name.local))
 		}
-		if local == "style" && activeStyle(a.Value) {
+		if local == "style" && activeStyle(a.value) {
 			add(CodeSecurity, "txt-1: the narrative must not contain active content (script in a style attribute)")
 		}
 	}
 	switch {
-	case t.Name.Space == xhtmlNS:
+	case t.name.space == xhtmlNS:
 	case root:
 		add(CodeInvariant, fmt.Sprintf(`the narrative div must be in the XHTML namespace (xmlns=%q)`, xhtmlNS))
 	default:
-		add(CodeInvariant, fmt.Sprintf("txt-1: element <%s> is not in the XHTML namespace", t.Name.Local))
+		add(CodeInvariant, fmt.Sprintf("txt-1: element <%s> is not in the XHTML namespace", t.name.local))
 	}
 }
 
-func hasAttr(t xml.StartElement, name string) bool {
-	for _, a := range t.Attr {
-		if a.Name.Space == "" && strings.EqualFold(a.Name.Local, name) && strings.TrimSpace(a.Value) != "" {
+func hasAttr(t xtoken, name string) bool {
+	for _, a := range t.attrs {
+		if a.name.space == "" && strings.EqualFold(a.name.local, name) && strings.TrimSpace(a.value) != "" {
 			return true
 		}
 	}
@@ -226,13 +219,4 @@ func activeStyle(v string) bool {
 		}
 	}
 	return false
-}
-
-// syntaxMessage renders an XML error without quoting the narrative's text.
-func syntaxMessage(err error) string {
-	var se *xml.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("line %d: %s", se.Line, se.Msg)
-	}
-	return "malformed XML"
 }
