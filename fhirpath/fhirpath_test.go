@@ -357,6 +357,13 @@ func TestFunctions(t *testing.T) {
 		{name: "ofType", expr: "Patient.contained.ofType(Organization).name", input: edge, want: s("Contained Clinic")},
 		{name: "aggregate sum", expr: "(1 | 2 | 3).aggregate($this + $total, 0)", want: s("6")},
 		{name: "aggregate max", expr: "(4 | 9 | 2).aggregate(iif($total.empty(), $this, iif($this > $total, $this, $total)))", want: s("9")},
+		{name: "sum", expr: "(1 | 2 | 3).sum()", want: s("6")},
+		{name: "sum fhir decimals", expr: "Observation.component.value.value.sum()", input: bp, want: s("167")},
+		{name: "sum empty", expr: "{}.sum()"},
+		{name: "sum strings error", expr: "('a' | 'b').sum()", wantErr: true},
+		{name: "min", expr: "(4 | 2 | 9).min()", want: s("2")},
+		{name: "max dates", expr: "(@2020-01-01 | @2021-06-01).max()", want: s("2021-06-01")},
+		{name: "avg", expr: "(1 | 2 | 4).avg()", want: s("2.33333333")},
 		// subsetting
 		{name: "single", expr: "Patient.gender.single()", input: pat, want: s("male")},
 		{name: "single error", expr: "Patient.name.single()", input: pat, wantErr: true},

@@ -53,6 +53,11 @@ func init() {
 		"repeat":    {1, 1, false, fnRepeat},
 		"ofType":    {1, 1, true, fnOfType},
 		"aggregate": {1, 2, false, fnAggregate},
+		// FHIRPath 2.0 aggregates
+		"sum": {0, 0, false, fnSum},
+		"min": {0, 0, false, fnMinMax},
+		"max": {0, 0, false, fnMinMax},
+		"avg": {0, 0, false, fnAvg},
 		// subsetting
 		"single":    {0, 0, false, fnSingle},
 		"first":     {0, 0, false, fnFirst},
@@ -1597,4 +1602,74 @@ func resolveInBundle(c *evalCtx, v *Value, ref string) (Value, bool) {
 		}
 	}
 	return Value{}, false
+}
+
+// fnSum adds numbers (or quantities) of the input; empty input gives empty.
+func fnSum(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection, error) {
+	if len(focus) == 0 {
+		return nil, nil
+	}
+	total := focus[:1:1]
+	for i := 1; i < len(focus); i++ {
+		r, err := arithmetic("+", total, focus[i:i+1:i+1])
+		if err != nil {
+			return nil, err
+		}
+		total = r
+	}
+	if k := total[0].kindOf(); k != sysInteger && k != sysDecimal && k != sysQuantity {
+		return nil, evalErr("sum() needs numbers or quantities, found %s", typeLabel(total[0]))
+	}
+	return toSystem(total), nil
+}
+
+// toSystem turns a single FHIR primitive into its System value.
+func toSystem(c Collection) Collection {
+	if len(c) != 1 || isSystemType(c[0].typ) {
+		return c
+	}
+	v := c[0]
+	switch v.kindOf() {
+	case sysInteger:
+		if i, ok := v.integer(); ok {
+			return intColl(i)
+		}
+	case sysDecimal:
+		if d, ok := v.decimal(); ok {
+			return decColl(d)
+		}
+	case sysQuantity:
+		if q, ok := v.quantity(); ok {
+			return Collection{sysValue(q)}
+		}
+	}
+	return c
+}
+
+func fnMinMax(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection, error) {
+	if len(focus) == 0 {
+		return nil, nil
+	}
+	best := focus[0]
+	for _, v := range focus[1:] {
+		cmp, ok, err := compareItems(v, best)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, nil
+		}
+		if (n.name == "min" && cmp < 0) || (n.name == "max" && cmp > 0) {
+			best = v
+		}
+	}
+	return Collection{best}, nil
+}
+
+func fnAvg(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection, error) {
+	sum, err := fnSum(c, s, focus, n)
+	if err != nil || len(sum) == 0 {
+		return nil, err
+	}
+	return arithmetic("/", sum, intColl(int64(len(focus))))
 }
