@@ -76,6 +76,15 @@ func New(st *fhirstore.Store, cfg Config) *Server {
 		s.types[t] = true
 	}
 	s.echo = s.routes()
+	// Built here, not in Serve: Shutdown may run concurrently with (or before) Serve.
+	s.http = &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 	return s
 }
 
@@ -85,16 +94,8 @@ func (s *Server) FHIRBase() string { return s.cfg.BaseURL + "/fhir" }
 // Handler returns the HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Serve serves HTTP on l until Shutdown.
+// Serve serves HTTP on l until Shutdown. After Shutdown it returns nil at once.
 func (s *Server) Serve(l net.Listener) error {
-	s.http = &http.Server{
-		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		WriteTimeout:      5 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
 	err := s.http.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -105,9 +106,6 @@ func (s *Server) Serve(l net.Listener) error {
 // Shutdown stops accepting connections and waits for in-flight requests to finish (their
 // transactions commit or roll back whole) until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.http == nil {
-		return nil
-	}
 	return s.http.Shutdown(ctx)
 }
 
