@@ -297,10 +297,18 @@ func (s *Server) deleteTx(ctx context.Context, tx *fhirstore.Tx, typ, id string,
 	})
 	switch {
 	case errors.Is(err, fhirstore.ErrGone):
+		if ifMatch > 0 && r.Version != ifMatch {
+			return nil, errorf(http.StatusPreconditionFailed, "conflict", "If-Match W/\"%d\" but %s/%s is deleted (version %d)", ifMatch, typ, id, r.Version)
+		}
 		// Deleting a deleted resource changes nothing and succeeds.
 		return &response{status: http.StatusNoContent, res: r}, nil
 	case errors.Is(err, fhirstore.ErrNotFound):
-		return nil, errorf(http.StatusNotFound, "not-found", "%s/%s is not known", typ, id)
+		if ifMatch > 0 {
+			return nil, errorf(http.StatusPreconditionFailed, "conflict", "If-Match W/\"%d\" but %s/%s does not exist", ifMatch, typ, id)
+		}
+		// The spec (http.html#delete): "Upon successful deletion, or if the resource does
+		// not exist at all, the server should return either a 200 OK ... or a 204".
+		return &response{status: http.StatusNoContent}, nil
 	case err != nil:
 		return nil, err
 	}
