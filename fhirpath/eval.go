@@ -565,6 +565,9 @@ func (n *binNode) eval(c *evalCtx, s *scope, focus Collection) (Collection, erro
 		if err != nil {
 			return nil, err
 		}
+		if len(ls)+len(rs) > maxStringLen {
+			return nil, fmt.Errorf("%w: %w: string longer than %d bytes", ErrEvaluation, ErrLimit, maxStringLen)
+		}
 		return strColl(ls + rs), nil
 	}
 	return arithmetic(n.op, l, r)
@@ -1031,8 +1034,44 @@ func compareQuantity(a, b Quantity) (int, bool) {
 	return x.Cmp(y), true
 }
 
+// Size limits of computed values, so that an expression cannot make the
+// evaluator build huge strings or numbers.
+const (
+	maxStringLen  = 1 << 22 // bytes
+	maxNumberBits = 4096    // numerator plus denominator of a decimal
+)
+
+// checkSize rejects computed values beyond the size limits.
+func checkSize(c Collection) error {
+	for _, v := range c {
+		switch d := v.data.(type) {
+		case string:
+			if len(d) > maxStringLen {
+				return fmt.Errorf("%w: %w: string longer than %d bytes", ErrEvaluation, ErrLimit, maxStringLen)
+			}
+		case Decimal:
+			if d.rat().Num().BitLen()+d.rat().Denom().BitLen() > maxNumberBits || d.scale > 1000 {
+				return fmt.Errorf("%w: %w: decimal too large", ErrEvaluation, ErrLimit)
+			}
+		case Quantity:
+			if d.Value.rat().Num().BitLen()+d.Value.rat().Denom().BitLen() > maxNumberBits || d.Value.scale > 1000 || len(d.Unit) > 1000 {
+				return fmt.Errorf("%w: %w: quantity too large", ErrEvaluation, ErrLimit)
+			}
+		}
+	}
+	return nil
+}
+
 // arithmetic implements + - * / div mod.
 func arithmetic(op string, l, r Collection) (Collection, error) {
+	out, err := arithmetic0(op, l, r)
+	if err != nil {
+		return nil, err
+	}
+	return out, checkSize(out)
+}
+
+func arithmetic0(op string, l, r Collection) (Collection, error) {
 	if len(l) == 0 || len(r) == 0 {
 		return nil, nil
 	}

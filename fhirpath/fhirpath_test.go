@@ -462,6 +462,9 @@ func TestFunctions(t *testing.T) {
 		{name: "ln", expr: "1.ln()", want: s("0")},
 		{name: "log", expr: "100.log(10)", want: s("2")},
 		{name: "power integer", expr: "2.power(10)", want: s("1024")},
+		{name: "power overflow", expr: "10.power(30)", wantErr: true},
+		{name: "power of one", expr: "1.power(60000)", want: s("1")},
+		{name: "power negative base", expr: "(-2).power(3)", want: s("-8")},
 		{name: "power decimal", expr: "4.power(0.5)", want: s("2")},
 		{name: "power negative root", expr: "(-1).power(0.5)"},
 		{name: "round", expr: "3.14159.round(2)", want: s("3.14")},
@@ -655,4 +658,20 @@ func TestConcurrentEvaluate(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestSizeLimits(t *testing.T) {
+	tests := []struct{ name, expr string }{
+		{"string doubling", "(1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 | 21 | 22 | 23 | 24 | 25).aggregate($total & $total, 'abcd')"},
+		{"replace growth", "'abcdefgh'.replace('', 'abcdefgh').replace('', 'abcdefgh').replace('', 'abcdefgh').replace('', 'abcdefgh').replace('', 'abcdefgh').replace('', 'abcdefgh').replace('', 'abcdefgh')"},
+		{"decimal growth", "(1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20).aggregate($total * $total, 1.5)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := MustCompile(tc.expr).Evaluate(nil, nil)
+			if !errors.Is(err, ErrLimit) {
+				t.Errorf("err = %v, want ErrLimit", err)
+			}
+		})
+	}
 }

@@ -936,11 +936,14 @@ func fnReplace(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection,
 	if err != nil || !ok {
 		return nil, err
 	}
-	out := strings.ReplaceAll(str, pat, sub)
-	if err := c.checkItems(len(out) / 64); err != nil {
-		return nil, err
+	count := len(str) + 1
+	if pat != "" {
+		count = strings.Count(str, pat)
 	}
-	return strColl(out), nil
+	if len(str)+count*(len(sub)-len(pat)) > maxStringLen {
+		return nil, fmt.Errorf("%w: %w: string longer than %d bytes", ErrEvaluation, ErrLimit, maxStringLen)
+	}
+	return strColl(strings.ReplaceAll(str, pat, sub)), nil
 }
 
 var (
@@ -1005,7 +1008,8 @@ func fnReplaceMatches(c *evalCtx, s *scope, focus Collection, n *funcNode) (Coll
 	if err != nil {
 		return nil, err
 	}
-	return strColl(re.ReplaceAllString(str, sub)), nil
+	out := strColl(re.ReplaceAllString(str, sub))
+	return out, checkSize(out)
 }
 
 func fnLength(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection, error) {
@@ -1067,7 +1071,8 @@ func fnJoin(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection, er
 		str, _ := v.toStringValue()
 		parts = append(parts, str)
 	}
-	return strColl(strings.Join(parts, sep)), nil
+	out := strColl(strings.Join(parts, sep))
+	return out, checkSize(out)
 }
 
 func fnEncode(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection, error) {
@@ -1241,6 +1246,9 @@ func fnPower(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection, e
 	bi, ok1 := v.integer()
 	ei, ok2 := e.integer()
 	if ok1 && ok2 && ei >= 0 && ei < 1<<16 {
+		if bits := big.NewInt(bi).BitLen(); bits > 1 && int64(bits-1)*ei > 64 {
+			return nil, evalErr("power(): integer overflow")
+		}
 		p := new(big.Int).Exp(big.NewInt(bi), big.NewInt(ei), nil)
 		if p.IsInt64() {
 			return intColl(p.Int64()), nil
