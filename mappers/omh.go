@@ -98,6 +98,8 @@ func ParseOpenMHealth(b []byte, opts OMHOptions) (Batch, error) {
 		if err := json.Unmarshal(b, &raws); err != nil {
 			return Batch{}, fmt.Errorf("mappers: open mhealth: %w: %v", ErrMalformed, err)
 		}
+	} else if len(b) == 0 || b[0] != '{' {
+		return Batch{}, fmt.Errorf("mappers: open mhealth: %w: expected a data point object or an array of them", ErrMalformed)
 	} else {
 		var one json.RawMessage
 		if err := json.Unmarshal(b, &one); err != nil {
