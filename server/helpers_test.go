@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -364,3 +365,6 @@ func versionOf(t testing.TB, m map[string]any) string {
 }
 
 func etag(v int) string { return fmt.Sprintf(`W/"%d"`, v) }
+
+// jsonNumber is n as decoded with UseNumber.
+func jsonNumber(n int) json.Number { return json.Number(strconv.Itoa(n)) }
