@@ -54,6 +54,7 @@ var migrations = []migration{
 		`CREATE INDEX idx_token_code ON idx_token (type, param, code, system, rid)`,
 		`CREATE INDEX idx_token_rid ON idx_token (rid)`,
 	}},
+	{2, "search index tables", searchIndexDDL},
 }
 
 // SchemaVersion is the newest schema version this build knows.

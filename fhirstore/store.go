@@ -66,8 +66,9 @@ type Options struct {
 	// GroupCommitMax bounds how many queued write transactions share one SQLite commit.
 	// Default 256.
 	GroupCommitMax int
-	// Indexer extracts search index rows from each written resource. Default: the
-	// identifier indexer (enough for conditional operations on identifier).
+	// Indexer extracts search index rows from each written resource. Default: a
+	// SearchIndexer over every R4 search parameter (IdentifierIndexer indexes only
+	// identifier, enough for conditional operations).
 	Indexer Indexer
 }
 
@@ -119,9 +120,14 @@ func open(rawURL string, opts Options) (*Store, error) {
 		opts.GroupCommitMax = 256
 	}
 	if opts.Indexer == nil {
-		opts.Indexer = IdentifierIndexer{}
+		ix, err := NewSearchIndexer()
+		if err != nil {
+			return nil, err
+		}
+		opts.Indexer = ix
 	}
 	s := &Store{log: opts.Logger, clock: opts.Clock, indexer: opts.Indexer}
+	s.initSearch()
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://"):
 		dsn, err := postgresDSN(rawURL)

@@ -1,0 +1,281 @@
+package fhirstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// initSearch wires the search machinery into a new store: custom SearchParameter
+// resources (status=active) written through the store are checked in the write
+// transaction and registered once it commits.
+func (s *Store) initSearch() {
+	ix, ok := s.indexer.(*SearchIndexer)
+	if !ok {
+		return
+	}
+	s.AddHook(HookFunc(func(ctx context.Context, tx *Tx, c Change) error {
+		if c.Resource == nil || c.Resource.Type != "SearchParameter" || c.Resource.Deleted {
+			return nil
+		}
+		var sp map[string]any
+		if err := json.Unmarshal(c.Resource.Body, &sp); err != nil {
+			return fmt.Errorf("fhirstore: SearchParameter/%s: %w", c.Resource.ID, err)
+		}
+		// Check on a throw-away registry so a bad definition fails the write.
+		probe := &Registry{snap: ix.Registry.snapshot()}
+		if err := probe.Register(sp); err != nil {
+			return fmt.Errorf("SearchParameter/%s: %w", c.Resource.ID, errors.Join(ErrInvalid, err))
+		}
+		tx.AfterCommit(func() {
+			if err := ix.Registry.Register(sp); err != nil {
+				s.log.Warn("search parameter not registered", "id", c.Resource.ID, "error", err)
+			}
+		})
+		return nil
+	}))
+}
+
+// LoadSearchParameters registers the active SearchParameter resources already stored (call
+// once after Open, so custom parameters survive a restart).
+func (s *Store) LoadSearchParameters(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT body FROM resource WHERE type = 'SearchParameter' AND deleted = 0 ORDER BY rid`))
+	if err != nil {
+		return fmt.Errorf("fhirstore: load search parameters: %w", err)
+	}
+	defer rows.Close()
+	reg := s.registry()
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return fmt.Errorf("fhirstore: load search parameters: %w", err)
+		}
+		var sp map[string]any
+		if err := json.Unmarshal([]byte(body), &sp); err != nil {
+			continue
+		}
+		if err := reg.Register(sp); err != nil {
+			s.log.Warn("stored search parameter not registered", "error", err)
+		}
+	}
+	return rows.Err()
+}
+
+// reindexBatch is how many resources one Reindex transaction rebuilds.
+const reindexBatch = 200
+
+// Reindex rebuilds the index rows of the live resources of typ (every type when typ is
+// empty) in batches of one transaction each, calling progress (when not nil) after each
+// batch with the number done so far and the total.
+func (s *Store) Reindex(ctx context.Context, typ string, progress func(done, total int)) error {
+	countQ := `SELECT COUNT(*) FROM resource WHERE deleted = 0`
+	var cargs []any
+	if typ != "" {
+		countQ += ` AND type = ?`
+		cargs = append(cargs, typ)
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, s.d.rebind(countQ), cargs...).Scan(&total); err != nil {
+		return fmt.Errorf("fhirstore: reindex count: %w", err)
+	}
+	done := 0
+	var after int64
+	for {
+		type item struct {
+			rid  int64
+			typ  string
+			id   string
+			body string
+		}
+		q := `SELECT rid, type, id, body FROM resource WHERE deleted = 0 AND rid > ?`
+		args := []any{after}
+		if typ != "" {
+			q += ` AND type = ?`
+			args = append(args, typ)
+		}
+		q += ` ORDER BY rid LIMIT ?`
+		args = append(args, reindexBatch)
+		rows, err := s.db.QueryContext(ctx, s.d.rebind(q), args...)
+		if err != nil {
+			return fmt.Errorf("fhirstore: reindex: %w", err)
+		}
+		var batch []item
+		for rows.Next() {
+			var it item
+			if err := rows.Scan(&it.rid, &it.typ, &it.id, &it.body); err != nil {
+				rows.Close()
+				return fmt.Errorf("fhirstore: reindex: %w", err)
+			}
+			batch = append(batch, it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("fhirstore: reindex: %w", err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		err = s.InTx(ctx, func(tx *Tx) error {
+			rids := make([]any, len(batch))
+			for i, it := range batch {
+				rids[i] = it.rid
+			}
+			for _, t := range indexTables {
+				if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE rid IN (`+placeholders(len(rids))+`)`, rids...); err != nil {
+					return fmt.Errorf("fhirstore: reindex clear: %w", err)
+				}
+			}
+			for _, it := range batch {
+				dec := json.NewDecoder(bytes.NewReader([]byte(it.body)))
+				dec.UseNumber()
+				var body map[string]any
+				if err := dec.Decode(&body); err != nil {
+					return fmt.Errorf("fhirstore: reindex %s/%s: %w", it.typ, it.id, err)
+				}
+				ir, err := s.indexer.Index(it.typ, body)
+				if err != nil {
+					return fmt.Errorf("fhirstore: reindex %s/%s: %w", it.typ, it.id, err)
+				}
+				if ir == nil || ir.empty() {
+					continue
+				}
+				if err := tx.writeIndexRows(ctx, it.rid, it.typ, ir); err != nil {
+					return fmt.Errorf("fhirstore: reindex %s/%s: %w", it.typ, it.id, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		after = batch[len(batch)-1].rid
+		done += len(batch)
+		if progress != nil {
+			progress(done, max(total, done))
+		}
+	}
+}
+
+// LastN returns, for each code, the newest max Observations of the patient (by
+// effective date), for Observation/$lastn. codes are tokens as in a search
+// ("http://loinc.org|8867-4" or "8867-4"); when empty, every code the patient has
+// Observations for is used. Results are grouped by code in the order of codes (or of the
+// codes' first appearance), newest first within a code.
+func (s *Store) LastN(ctx context.Context, patient string, codes []string, max int) ([]*Resource, error) {
+	if max <= 0 {
+		max = 1
+	}
+	if max > MaxPageSize {
+		max = MaxPageSize
+	}
+	if len(codes) == 0 {
+		rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT t.system, t.code, MIN(t.rid) FROM idx_token t
+			WHERE t.type = 'Observation' AND t.param = 'code' AND t.code <> '' AND t.rid IN (
+				SELECT p.rid FROM idx_reference p JOIN resource r ON r.rid = p.rid
+				WHERE p.type = 'Observation' AND p.param = 'patient' AND p.target_type = 'Patient' AND p.target_id = ? AND r.deleted = 0)
+			GROUP BY t.system, t.code ORDER BY MIN(t.rid)`), patient)
+		if err != nil {
+			return nil, fmt.Errorf("fhirstore: lastn codes: %w", err)
+		}
+		for rows.Next() {
+			var sys, code string
+			var first int64
+			if err := rows.Scan(&sys, &code, &first); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("fhirstore: lastn codes: %w", err)
+			}
+			codes = append(codes, strings.ReplaceAll(sys, "|", `\|`)+"|"+strings.ReplaceAll(code, ",", `\,`))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("fhirstore: lastn codes: %w", err)
+		}
+	}
+	seen := map[string]bool{}
+	var out []*Resource
+	for _, c := range codes {
+		res, err := s.Search(ctx, SearchRequest{Type: "Observation", Params: url.Values{
+			"patient": {"Patient/" + patient}, "code": {c}, "_sort": {"-date"}, "_count": {strconv.Itoa(max)},
+		}})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range res.Matches {
+			// An Observation with several codings appears once, under its first code.
+			if k := r.Type + "/" + r.ID; !seen[k] {
+				seen[k] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Everything returns one page of Patient/$everything: the patient and every live resource
+// in its compartment (per the vendored Patient CompartmentDefinition), optionally only
+// those changed since since and of the given types, in storage order.
+func (s *Store) Everything(ctx context.Context, patientID string, since time.Time, types []string, count int, cursor string) (*SearchResult, error) {
+	if _, err := s.Read(ctx, "Patient", patientID); err != nil {
+		return nil, err
+	}
+	if count <= 0 {
+		count = DefaultPageSize
+	}
+	count = min(count, MaxPageSize)
+	var after int64
+	plan := &searchPlan{hash: everythingHash(patientID, since, types)}
+	if cursor != "" {
+		_, rid, err := decodeCursor(cursor, plan)
+		if err != nil {
+			return nil, err
+		}
+		after = rid
+	}
+	where := []frag{{"r.deleted = 0", nil}, patientCompartmentCond("r", patientID, types)}
+	if !since.IsZero() {
+		where = append(where, frag{"r.last_updated >= ?", []any{since.UnixMicro()}})
+	}
+	if len(types) > 0 {
+		where = append(where, inList("r.type", types))
+	}
+	w := joinFrags(" AND ", where)
+	q := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE " + w.sql + " AND r.rid > ? ORDER BY r.rid LIMIT ?"
+	rows, err := s.fetch(ctx, s.db, q, append(w.args, after, count+1))
+	if err != nil {
+		return nil, err
+	}
+	res := &SearchResult{Count: count, SelfParams: url.Values{}}
+	if len(rows) > count {
+		rows = rows[:count]
+		res.Next = encodeCursor(plan, nil, rows[len(rows)-1].rid)
+	}
+	for _, r := range rows {
+		res.Matches = append(res.Matches, r.res)
+	}
+	if !since.IsZero() {
+		res.SelfParams.Set("_since", FormatInstant(since))
+	}
+	if len(types) > 0 {
+		res.SelfParams.Set("_type", strings.Join(types, ","))
+	}
+	return res, nil
+}
+
+func everythingHash(patientID string, since time.Time, types []string) uint64 {
+	var h uint64 = 14695981039346656037
+	for _, s := range append([]string{"$everything", patientID, since.String()}, types...) {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= 1099511628211
+		}
+		h ^= 0xff
+		h *= 1099511628211
+	}
+	return h
+}

@@ -1,0 +1,85 @@
+package fhirstore
+
+// searchIndexDDL is migration 2: one index table per search parameter type besides
+// idx_token (created by migration 1), a grp column on every table pairing the components
+// of composite parameters, and the B-tree indexes the common queries use: parameter +
+// value + rid for filters, rid for joins back to the resource, and target type/id for
+// reverse includes and _has.
+var searchIndexDDL = []string{
+	`ALTER TABLE idx_token ADD COLUMN grp INTEGER NOT NULL DEFAULT 0`,
+	`CREATE INDEX idx_token_text ON idx_token (type, param, text)`,
+	`CREATE TABLE idx_string (
+		rid BIGINT NOT NULL,
+		type TEXT NOT NULL,
+		param TEXT NOT NULL,
+		norm TEXT NOT NULL,
+		exact TEXT NOT NULL,
+		grp INTEGER NOT NULL DEFAULT 0
+	)`,
+	`CREATE INDEX idx_string_norm ON idx_string (type, param, norm, rid)`,
+	`CREATE INDEX idx_string_rid ON idx_string (rid)`,
+	`CREATE TABLE idx_reference (
+		rid BIGINT NOT NULL,
+		type TEXT NOT NULL,
+		param TEXT NOT NULL,
+		target_type TEXT NOT NULL DEFAULT '',
+		target_id TEXT NOT NULL DEFAULT '',
+		url TEXT NOT NULL DEFAULT '',
+		version TEXT NOT NULL DEFAULT '',
+		grp INTEGER NOT NULL DEFAULT 0
+	)`,
+	`CREATE INDEX idx_reference_target ON idx_reference (type, param, target_id, target_type, rid)`,
+	`CREATE INDEX idx_reference_rev ON idx_reference (target_type, target_id, type, param)`,
+	`CREATE INDEX idx_reference_url ON idx_reference (type, param, url)`,
+	`CREATE INDEX idx_reference_rid ON idx_reference (rid)`,
+	`CREATE TABLE idx_date (
+		rid BIGINT NOT NULL,
+		type TEXT NOT NULL,
+		param TEXT NOT NULL,
+		low BIGINT NOT NULL,
+		high BIGINT NOT NULL,
+		grp INTEGER NOT NULL DEFAULT 0
+	)`,
+	`CREATE INDEX idx_date_low ON idx_date (type, param, low, high, rid)`,
+	`CREATE INDEX idx_date_high ON idx_date (type, param, high, rid)`,
+	`CREATE INDEX idx_date_rid ON idx_date (rid, param)`,
+	`CREATE TABLE idx_number (
+		rid BIGINT NOT NULL,
+		type TEXT NOT NULL,
+		param TEXT NOT NULL,
+		value REAL8 NOT NULL,
+		low REAL8 NOT NULL,
+		high REAL8 NOT NULL,
+		grp INTEGER NOT NULL DEFAULT 0
+	)`,
+	`CREATE INDEX idx_number_value ON idx_number (type, param, value, rid)`,
+	`CREATE INDEX idx_number_rid ON idx_number (rid)`,
+	`CREATE TABLE idx_quantity (
+		rid BIGINT NOT NULL,
+		type TEXT NOT NULL,
+		param TEXT NOT NULL,
+		value REAL8 NOT NULL,
+		low REAL8 NOT NULL,
+		high REAL8 NOT NULL,
+		system TEXT NOT NULL DEFAULT '',
+		code TEXT NOT NULL DEFAULT '',
+		unit TEXT NOT NULL DEFAULT '',
+		ccode TEXT NOT NULL DEFAULT '',
+		cvalue REAL8 NOT NULL DEFAULT 0,
+		clow REAL8 NOT NULL DEFAULT 0,
+		chigh REAL8 NOT NULL DEFAULT 0,
+		grp INTEGER NOT NULL DEFAULT 0
+	)`,
+	`CREATE INDEX idx_quantity_value ON idx_quantity (type, param, value, rid)`,
+	`CREATE INDEX idx_quantity_canon ON idx_quantity (type, param, ccode, cvalue, rid)`,
+	`CREATE INDEX idx_quantity_rid ON idx_quantity (rid)`,
+	`CREATE TABLE idx_uri (
+		rid BIGINT NOT NULL,
+		type TEXT NOT NULL,
+		param TEXT NOT NULL,
+		uri TEXT NOT NULL,
+		grp INTEGER NOT NULL DEFAULT 0
+	)`,
+	`CREATE INDEX idx_uri_value ON idx_uri (type, param, uri, rid)`,
+	`CREATE INDEX idx_uri_rid ON idx_uri (rid)`,
+}
