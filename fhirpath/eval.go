@@ -885,8 +885,17 @@ func itemEquivalent(a, b Value) bool {
 			p := min(x.Value.scale, y.Value.scale)
 			return x.Value.round(p).Cmp(y.Value.round(p)) == 0
 		}
-		cmp, ok := compareQuantity(x, y)
-		return ok && cmp == 0
+		// Compare in the first unit, at the precision of the less precise value.
+		if x.Unit != y.Unit {
+			conv, ok := convertQuantity(y, x.Unit)
+			if !ok {
+				return false
+			}
+			conv.Value.scale = y.Value.scale
+			y = conv
+		}
+		p := min(x.Value.scale, y.Value.scale)
+		return x.Value.round(p).Cmp(y.Value.round(p)) == 0
 	case ka == sysNone && kb == sysNone:
 		return jsonEqual(a.data, b.data)
 	}

@@ -166,6 +166,9 @@ func TestLiterals(t *testing.T) {
 		{name: "datetime year precision", expr: "@2015T.toString()", want: s("2015")},
 		{name: "time", expr: "@T14:34:28", want: s("14:34:28")},
 		{name: "time hour", expr: "@T14", want: s("14")},
+		{name: "time with zone", expr: "@T14:34:28+10:00.convertsToTime()", want: T},
+		{name: "double quoted variable", expr: `%"vs-administrative-gender"`, want: s("http://hl7.org/fhir/ValueSet/administrative-gender")},
+		{name: "unary minus on boolean", expr: "-1.convertsToInteger()", wantErr: true},
 		{name: "quantity ucum", expr: "4.5 'mg'", want: s("4.5 'mg'")},
 		{name: "quantity calendar", expr: "3 days", want: s("3 days")},
 		{name: "date literal then function", expr: "@2015-02-04.toString()", want: s("2015-02-04")},
@@ -253,6 +256,8 @@ func TestOperators(t *testing.T) {
 		{name: "empty vs value equivalence", expr: "1 ~ {}", want: F},
 		{name: "unordered equivalence", expr: "(1 | 2) ~ (2 | 1)", want: T},
 		{name: "date different precision equivalence", expr: "@2012-04 ~ @2012-04-15", want: F},
+		{name: "quantity equivalence at least precision", expr: "4 'g' ~ 4040 'mg'", want: T},
+		{name: "quantity equivalence different", expr: "4 'g' ~ 5 'g'", want: F},
 		{name: "year equivalent to ucum a", expr: "1 year ~ 1 'a'", want: T},
 		// comparison
 		{name: "less", expr: "1 < 2", want: T},
@@ -287,6 +292,8 @@ func TestOperators(t *testing.T) {
 		{name: "logic multi item error", expr: "(true | false) and true", wantErr: true},
 		{name: "not", expr: "true.not()", want: F},
 		{name: "not empty", expr: "{}.not()"},
+		{name: "not non boolean", expr: "(0).not()", want: F},
+		{name: "not collection", expr: "(1 | 2).not()", want: F},
 		// membership and union
 		{name: "in", expr: "2 in (1 | 2 | 3)", want: T},
 		{name: "not in", expr: "4 in (1 | 2 | 3)", want: F},
@@ -387,6 +394,7 @@ func TestFunctions(t *testing.T) {
 		{name: "iif empty criterion", expr: "iif({}, 'a', 'b')", want: s("b")},
 		{name: "iif no otherwise", expr: "iif(false, 'a')"},
 		{name: "iif lazy", expr: "iif(true, 'a', (1 | 2).single())", want: s("a")},
+		{name: "iif collection criterion", expr: "iif(1 | 2 | 3, 'many', 'none')", want: s("many")},
 		{name: "iif on input", expr: "Patient.gender.iif($this = 'male', 'M', 'F')", input: pat, want: s("M")},
 		{name: "toBoolean string", expr: "'yes'.toBoolean()", want: T},
 		{name: "toBoolean invalid", expr: "'maybe'.toBoolean()"},
@@ -475,6 +483,9 @@ func TestFunctions(t *testing.T) {
 		// tree
 		{name: "children", expr: "Patient.name[0].children().count()", input: pat, want: s("4")},
 		{name: "descendants", expr: "Questionnaire.descendants().where($this is Questionnaire.item).count()", input: qst, want: s("10")},
+		{name: "repeat codes", expr: "Questionnaire.repeat(item).code.count()", input: qst, want: s("11")},
+		{name: "descendants codes", expr: "Questionnaire.descendants().code.count()", input: qst, want: s("23")},
+		{name: "children codes", expr: "Questionnaire.children().code.count()", input: qst, want: s("2")},
 		{name: "descendants typed", expr: "Observation.descendants().ofType(Quantity).value", input: bp, want: s("107", "60")},
 		// utility
 		{name: "trace passes input", expr: "Patient.gender.trace('g')", input: pat, want: s("male")},
@@ -504,7 +515,10 @@ func TestFunctions(t *testing.T) {
 		{name: "resolve with rootResource bundle", expr: "Bundle.entry[2].resource.subject.where(resolve() is Patient).exists()", input: rbndl, want: T},
 		{name: "resolve reference string", expr: "'Encounter/1'.resolve() is Encounter", want: T},
 		{name: "memberOf empty", expr: "Patient.gender.memberOf('http://hl7.org/fhir/ValueSet/administrative-gender')", input: pat},
-		{name: "conformsTo empty", expr: "Patient.conformsTo('http://hl7.org/fhir/StructureDefinition/Patient')", input: pat},
+		{name: "conformsTo base type", expr: "Patient.conformsTo('http://hl7.org/fhir/StructureDefinition/Patient')", input: pat, want: T},
+		{name: "conformsTo supertype", expr: "conformsTo('http://hl7.org/fhir/StructureDefinition/DomainResource')", input: pat, want: T},
+		{name: "conformsTo other type", expr: "conformsTo('http://hl7.org/fhir/StructureDefinition/Person')", input: pat, want: F},
+		{name: "conformsTo unknown profile", expr: "conformsTo('http://example.org/StructureDefinition/my-patient')", input: pat},
 		{name: "htmlChecks", expr: "Patient.text.div.htmlChecks()", input: pat, want: T},
 	})
 }

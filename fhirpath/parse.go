@@ -20,7 +20,7 @@ const (
 // expression.
 var ErrSyntax = errors.New("fhirpath: syntax error")
 
-var dateLiteralRE = regexp.MustCompile(`^@(\d{4}(-\d{2}(-\d{2})?)?(T(\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:\d{2})?)?)?|T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)`)
+var dateLiteralRE = regexp.MustCompile(`^@(\d{4}(-\d{2}(-\d{2})?)?(T(\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:\d{2})?)?)?|T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:\d{2})?)`)
 
 type tokKind uint8
 
@@ -108,7 +108,7 @@ func lex(src string) ([]token, error) {
 			toks = append(toks, token{tDate, m[1:], i})
 			i += len(m)
 		case c == '%':
-			if i+1 < len(src) && (src[i+1] == '`' || src[i+1] == '\'') {
+			if i+1 < len(src) && (src[i+1] == '`' || src[i+1] == '\'' || src[i+1] == '"') {
 				s, n, err := lexQuoted(src[i+1:], src[i+1])
 				if err != nil {
 					return nil, errAt(i, "%v", err)

@@ -115,7 +115,7 @@ func (t Temporal) String() string {
 		b.WriteByte('.')
 		b.WriteString(frac[:min(digits, 9)])
 	}
-	if t.kind == kindDateTime && t.hasTZ {
+	if t.kind != kindDate && t.hasTZ {
 		if t.offset == 0 {
 			b.WriteByte('Z')
 		} else {
@@ -218,9 +218,10 @@ func parseTemporal(s string, kind temporalKind) (Temporal, error) {
 	if rest == "" {
 		return t, nil
 	}
-	if kind != kindDateTime {
+	if kind == kindDate {
 		return bad()
 	}
+	// A time-of-day may carry a zone in FHIRPath literals (@T10:00Z); it is kept but not used.
 	if rest == "Z" {
 		t.hasTZ = true
 		return t, nil
