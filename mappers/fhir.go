@@ -56,11 +56,10 @@ func Observation(r *Reading, refs Refs) (map[string]any, error) {
 	if r.Time.IsZero() {
 		return nil, fmt.Errorf("mappers: observation: %w", ErrMissingTime)
 	}
-	obs := map[string]any{
-		"resourceType": "Observation",
-		"identifier":   []any{map[string]any{"system": ReadingIdentifierSystem, "value": r.ReadingID()}},
-		"status":       status,
-	}
+	obs := make(map[string]any, 14)
+	obs["resourceType"] = "Observation"
+	obs["identifier"] = []any{map[string]any{"system": ReadingIdentifierSystem, "value": r.ReadingID()}}
+	obs["status"] = status
 	if refs.Subject != "" {
 		obs["subject"] = map[string]any{"reference": refs.Subject}
 	}
@@ -175,14 +174,15 @@ func mdcFor(c codes.MDCCode, ok bool) []codes.MDCCode {
 // metricCode builds the CodeableConcept: LOINC codings, then MDC, then the
 // original coding when it is neither.
 func metricCode(text string, loinc []codes.LOINCCode, mdc []codes.MDCCode, orig *codes.Coding) map[string]any {
-	var out []any
-	seen := map[string]bool{}
+	out := make([]any, 0, len(loinc)+len(mdc)+1)
+	var seen []codes.Coding
 	add := func(c codes.Coding) {
-		key := c.System + "|" + c.Code
-		if seen[key] {
-			return
+		for _, s := range seen {
+			if s.System == c.System && s.Code == c.Code {
+				return
+			}
 		}
-		seen[key] = true
+		seen = append(seen, c)
 		m := map[string]any{"system": c.System, "code": c.Code}
 		if c.Display != "" {
 			m["display"] = c.Display

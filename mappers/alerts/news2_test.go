@@ -263,3 +263,29 @@ func TestNEWS2Alerts(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkEvaluate is one alert evaluation as the write hook runs it: a
+// new heart rate over its limit, four recent vitals for NEWS2 and two open
+// alerts (one updated, one escalated).
+func BenchmarkEvaluate(b *testing.B) {
+	rules := alerts.DefaultRules()
+	m := func(n int) time.Time { return now.Add(time.Duration(n) * time.Minute) }
+	recent := []map[string]any{
+		vital(b, "rr1", "respiratory-rate", "22", "/min", m(-20)),
+		vital(b, "sp1", "spo2", "95", "%", m(-19)),
+		vital(b, "bp1", "blood-pressure", "120/80", "mm[Hg]", m(-18)),
+		vital(b, "t1", "body-temperature", "38.3", "Cel", m(-17)),
+	}
+	seed, err := rules.Evaluate(alerts.Input{Observation: vital(b, "hr0", "heart-rate", "115", "/min", m(-10)), Recent: recent, Now: now})
+	if err != nil || len(seed) != 2 {
+		b.Fatalf("seed: %v %v", summary(seed), err)
+	}
+	open := []alerts.OpenAlert{open(b, seed[0], "a1"), open(b, seed[1], "a2")}
+	in := alerts.Input{Observation: vital(b, "hr1", "heart-rate", "135", "/min", m(0)), Recent: recent, Open: open, Now: now}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := rules.Evaluate(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
