@@ -161,3 +161,38 @@ func derivesFrom(name, ancestor string) bool {
 	}
 	return false
 }
+
+// ElementInfo describes an element of the R4 type model.
+type ElementInfo struct {
+	// Types are the element's FHIR type names: several for a choice element
+	// (value[x]); a backbone element has the synthetic type "<Type>.<path>"
+	// (e.g. "Observation.component").
+	Types []string
+	// Array reports whether the element repeats.
+	Array bool
+	// Choice reports whether the element is a choice (its JSON keys carry
+	// the type: valueQuantity, valueString ...).
+	Choice bool
+}
+
+// LookupElement returns the model's description of element name of type
+// typeName (a resource, data type or backbone type name).
+func LookupElement(typeName, name string) (ElementInfo, bool) {
+	t := lookupType(typeName)
+	if t == nil {
+		return ElementInfo{}, false
+	}
+	e := t.element(name)
+	if e == nil {
+		return ElementInfo{}, false
+	}
+	return ElementInfo{Types: append([]string(nil), e.types...), Array: e.array, Choice: e.choice}, true
+}
+
+// IsResourceType reports whether name is an R4 resource type (including the
+// abstract Resource and DomainResource).
+func IsResourceType(name string) bool { return isResourceType(name) }
+
+// IsSubtype reports whether FHIR type name is ancestor or derives from it
+// (for example Age and Quantity, code and string, Patient and Resource).
+func IsSubtype(name, ancestor string) bool { return derivesFrom(name, ancestor) }
