@@ -279,3 +279,61 @@ func normalizeUnit(s string) string {
 	u, _ := codes.NormalizeUnit(s)
 	return u
 }
+
+// Format is an ingest format.
+type Format string
+
+// The ingest formats Parse recognises.
+const (
+	FormatVigil       Format = "vigil"
+	FormatOpenMHealth Format = "openmhealth"
+)
+
+// DetectFormat tells the ingest format of a JSON document: an object with
+// "readings" is Vigil's compact format; an object with "header" and "body",
+// or an array, is Open mHealth. ok is false for anything else.
+func DetectFormat(b []byte) (f Format, ok bool) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "", false
+	}
+	if b[0] == '[' {
+		return FormatOpenMHealth, true
+	}
+	if b[0] != '{' {
+		return "", false
+	}
+	var probe struct {
+		Readings json.RawMessage `json:"readings"`
+		Header   json.RawMessage `json:"header"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return "", false
+	}
+	switch {
+	case probe.Readings != nil:
+		return FormatVigil, true
+	case probe.Header != nil:
+		return FormatOpenMHealth, true
+	}
+	return "", false
+}
+
+// Parse detects the format of b and parses it; opts is used for Open
+// mHealth data points (see ParseOpenMHealth).
+func Parse(b []byte, opts OMHOptions) (Batch, Format, error) {
+	f, ok := DetectFormat(b)
+	if !ok {
+		return Batch{}, "", fmt.Errorf("mappers: %w: expected a Vigil readings document ({\"readings\": [...]}) or Open mHealth data points", ErrMalformed)
+	}
+	var (
+		batch Batch
+		err   error
+	)
+	if f == FormatVigil {
+		batch, err = ParseVigil(b)
+	} else {
+		batch, err = ParseOpenMHealth(b, opts)
+	}
+	return batch, f, err
+}

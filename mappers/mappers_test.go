@@ -403,3 +403,37 @@ func BenchmarkParseValidateMapBatch(b *testing.B) {
 		}
 	}
 }
+
+func TestDetectFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want mappers.Format
+		ok   bool
+	}{
+		{"vigil", `{"readings": []}`, mappers.FormatVigil, true},
+		{"omh object", `{"header": {}, "body": {}}`, mappers.FormatOpenMHealth, true},
+		{"omh array", ` [{"header": {}}]`, mappers.FormatOpenMHealth, true},
+		{"other object", `{"resourceType": "Bundle"}`, "", false},
+		{"not json", `readings`, "", false},
+		{"empty", ``, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, ok := mappers.DetectFormat([]byte(tt.in))
+			if f != tt.want || ok != tt.ok {
+				t.Errorf("DetectFormat = %q %v, want %q %v", f, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	for _, name := range []string{"vigil-vitals.json", "omh-datapoints.json"} {
+		b, _ := os.ReadFile(filepath.Join(ingestDir, name))
+		batch, f, err := mappers.Parse(b, omhOptions)
+		if err != nil || len(batch.Readings) == 0 {
+			t.Errorf("Parse(%s) = %s, %d readings, %v", name, f, len(batch.Readings), err)
+		}
+	}
+	if _, _, err := mappers.Parse([]byte(`{"resourceType": "Bundle"}`), omhOptions); !errors.Is(err, mappers.ErrMalformed) {
+		t.Errorf("Parse(Bundle) error = %v", err)
+	}
+}
