@@ -106,10 +106,11 @@ func (c *Client) drop() {
 // alive reports whether a kept connection still looks open: a peer that closed it (an idle
 // timeout, a restart) shows as EOF at once. Called with c.mu held.
 func (c *Client) alive() bool {
-	_ = c.conn.SetReadDeadline(time.Now())
-	err := c.r.peek()
-	_ = c.conn.SetReadDeadline(time.Time{})
-	return err == nil || errors.Is(err, os.ErrDeadlineExceeded)
+	if c.r.br.Buffered() > 0 {
+		return true // a late acknowledgment waits: the connection was open when it came
+	}
+	_ = c.conn.SetDeadline(time.Time{}) // a past deadline would fail the look
+	return !peerClosed(c.conn)
 }
 
 // StaleACKs returns how many acknowledgments were discarded because they did not answer the
@@ -186,6 +187,10 @@ func (c *Client) Send(ctx context.Context, raw []byte) (*hl7v2.Message, error) {
 func (c *Client) ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("mllp: send to %s: %w", c.addr, ctx.Err())
+	}
+	// The connection deadline is the context's, and may fire a moment before its timer.
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return fmt.Errorf("mllp: send to %s: %w", c.addr, context.DeadlineExceeded)
 	}
 	return err
 }

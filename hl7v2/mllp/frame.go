@@ -126,12 +126,6 @@ func (r *Reader) findStart() error {
 	}
 }
 
-// peek waits for one byte without consuming it.
-func (r *Reader) peek() error {
-	_, err := r.br.Peek(1)
-	return err
-}
-
 // WriteFrame writes msg as one frame, in one Write.
 func WriteFrame(w io.Writer, msg []byte) error {
 	buf := make([]byte, 0, len(msg)+3)

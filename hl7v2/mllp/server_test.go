@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -438,4 +440,13 @@ func TestServerLogsNoPHI(t *testing.T) {
 			t.Errorf("the handler failure was not logged:\n%s", out)
 		}
 	}
+}
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../../testdata/hl7", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
