@@ -305,6 +305,9 @@ func TestEvaluateErrors(t *testing.T) {
 	if _, err := rules.Evaluate(alerts.Input{Observation: noID, Now: now}); err == nil {
 		t.Error("no error for an Observation without id")
 	}
+	if _, err := rules.Evaluate(alerts.Input{Observation: o}); err == nil {
+		t.Error("no error without Now")
+	}
 	noSubject := vital(t, "o1", "heart-rate", "70", "/min", now)
 	delete(noSubject, "subject")
 	if _, err := rules.Evaluate(alerts.Input{Observation: noSubject, Now: now}); err == nil {

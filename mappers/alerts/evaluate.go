@@ -181,6 +181,9 @@ type trigger struct {
 // Observation entered in error, or older than the rules' window
 // (a backfill), raises and resolves nothing.
 func (r *Rules) Evaluate(in Input) ([]Action, error) {
+	if in.Now.IsZero() {
+		return nil, errors.New("alerts: Input.Now is required")
+	}
 	obs := in.Observation
 	obsRef := in.ObservationRef
 	if obsRef == "" {
