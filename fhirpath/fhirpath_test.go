@@ -316,6 +316,11 @@ func TestOperators(t *testing.T) {
 		{name: "integer is not decimal", expr: "1 is Decimal", want: F},
 		{name: "resource is DomainResource", expr: "Patient is DomainResource", input: pat, want: T},
 		{name: "is on collection error", expr: "Patient.name is HumanName", input: pat, wantErr: true},
+		{name: "is function", expr: "Observation.value.is(Quantity)", input: obs, want: T},
+		{name: "is function negative", expr: "Observation.value.is(Period).not()", input: obs, want: T},
+		{name: "is function qualified", expr: "Patient.is(FHIR.`Patient`)", input: pat, want: T},
+		{name: "is function empty", expr: "{}.is(Quantity)"},
+		{name: "as function qualified system", expr: "(1 | 'a').as(System.String)", want: s("a")},
 		{name: "as filters each", expr: "(Patient.name as HumanName).count()", input: pat, want: s("3")},
 		{name: "date is date", expr: "Patient.birthDate is date", input: pat, want: T},
 		{name: "date is not dateTime", expr: "Patient.birthDate is dateTime", input: pat, want: F},
@@ -412,6 +417,13 @@ func TestFunctions(t *testing.T) {
 		{name: "toDate", expr: "'2020-02-03'.toDate()", want: s("2020-02-03")},
 		{name: "toDate from datetime", expr: "@2020-02-03T10:00:00Z.toDate()", want: s("2020-02-03")},
 		{name: "toDate invalid", expr: "'2020-13'.toDate()"},
+		{name: "toDateTime from date", expr: "@2020-02-03.toDateTime() is DateTime", want: T},
+		{name: "toDateTime fhir", expr: "Patient.birthDate.toDateTime()", input: pat, want: s("1974-12-25")},
+		{name: "toBoolean integer", expr: "0.toBoolean()", want: F},
+		{name: "toBoolean integer out of range", expr: "2.toBoolean()"},
+		{name: "toBoolean decimal", expr: "1.0.toBoolean()", want: T},
+		{name: "toDecimal boolean", expr: "true.toDecimal()", want: s("1.0")},
+		{name: "toDecimal fhir integer", expr: "Patient.telecom[1].rank.toDecimal() is Decimal", input: pat, want: T},
 		{name: "toDateTime", expr: "'2020-02-03T10:11:12+01:00'.toDateTime()", want: s("2020-02-03T10:11:12+01:00")},
 		{name: "convertsToDateTime", expr: "'xyz'.convertsToDateTime()", want: F},
 		{name: "toTime", expr: "'10:11'.toTime()", want: s("10:11")},
@@ -502,6 +514,11 @@ func TestFunctions(t *testing.T) {
 		{name: "hasValue", expr: "Patient.birthDate.hasValue()", input: pat, want: T},
 		{name: "hasValue complex", expr: "Patient.name[0].hasValue()", input: pat, want: F},
 		{name: "getValue", expr: "Patient.active.getValue() is Boolean", input: pat, want: T},
+		{name: "getValue string", expr: "Patient.gender.getValue() is String", input: pat, want: T},
+		{name: "getValue integer", expr: "Patient.telecom[1].rank.getValue() is Integer", input: pat, want: T},
+		{name: "getValue decimal", expr: "Observation.value.value.getValue() is Decimal", input: obs, want: T},
+		{name: "getValue date", expr: "Patient.birthDate.getValue() is Date", input: pat, want: T},
+		{name: "getValue without value", expr: "Patient.name[0].given[1].getValue()", input: edge},
 		{name: "getValue complex", expr: "Patient.name[0].getValue()", input: pat},
 		{name: "resolve is Patient", expr: "Observation.subject.where(resolve() is Patient).reference", input: obs, want: s("Patient/example")},
 		{name: "resolve not Group", expr: "Observation.subject.where(resolve() is Group)", input: obs},
@@ -687,5 +704,60 @@ func TestSizeLimits(t *testing.T) {
 				t.Errorf("err = %v, want ErrLimit", err)
 			}
 		})
+	}
+}
+
+func TestTemporalBounds(t *testing.T) {
+	tests := []struct {
+		lit       string
+		low, high string
+	}{
+		{"@2020", "2020-01-01T00:00:00Z", "2020-12-31T23:59:59.999999999Z"},
+		{"@2020-02", "2020-02-01T00:00:00Z", "2020-02-29T23:59:59.999999999Z"},
+		{"@2020-02-03", "2020-02-03T00:00:00Z", "2020-02-03T23:59:59.999999999Z"},
+		{"@2020-02-03T10:00:00+02:00", "2020-02-03T08:00:00Z", "2020-02-03T08:00:00.999999999Z"},
+		{"@2020-02-03T10:00:00.250Z", "2020-02-03T10:00:00.25Z", "2020-02-03T10:00:00.250999999Z"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.lit, func(t *testing.T) {
+			c, err := MustCompile(tc.lit).Evaluate(nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tm, ok := c[0].Data().(Temporal)
+			if !ok {
+				t.Fatalf("Data() = %T, want Temporal", c[0].Data())
+			}
+			low, high, ok := tm.Bounds()
+			if !ok {
+				t.Fatal("no bounds")
+			}
+			got := [2]string{low.Format(time.RFC3339Nano), high.Format(time.RFC3339Nano)}
+			if diff := cmp.Diff([2]string{tc.low, tc.high}, got); diff != "" {
+				t.Errorf("Bounds mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+	c, _ := MustCompile("@T10:00").Evaluate(nil, nil)
+	if _, _, ok := c[0].Data().(Temporal).Bounds(); ok {
+		t.Errorf("a time has bounds")
+	}
+}
+
+func TestValueLocation(t *testing.T) {
+	got, err := MustCompile("Patient.name[0].given[1]").Evaluate(fixture(t, pat), nil)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	v := got[0]
+	parent := v.Parent()
+	if parent == nil || v.Key() != "given" || v.Index() != 1 || parent.Key() != "name" || parent.Index() != 0 {
+		t.Fatalf("location = %v %q %d", parent, v.Key(), v.Index())
+	}
+	if pm, ok := parent.Data().(map[string]any); !ok || pm["family"] != "Chalmers" {
+		t.Errorf("parent data = %v", parent.Data())
+	}
+	if v.Path() != "Patient.name[0].given[1]" {
+		t.Errorf("Path() = %q", v.Path())
 	}
 }

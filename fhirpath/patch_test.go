@@ -260,4 +260,8 @@ func TestApplyPatchReportsOperation(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)
 	}
+	const msg = "fhirpath: patch cannot be applied: operation 1 (Patient.birthDate): path matches nothing"
+	if err.Error() != msg {
+		t.Errorf("Error() = %q, want %q", err.Error(), msg)
+	}
 }
