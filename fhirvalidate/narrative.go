@@ -102,7 +102,9 @@ func narrativeProblems(div string) []narrativeProblem {
 		case xDirective:
 			add(CodeSecurity, "the narrative must not contain a DOCTYPE or other XML directive")
 		case xProcInst:
-			if depth > 0 || roots > 0 || tok.target != "xml" {
+			if strings.EqualFold(tok.target, "xml") {
+				add(CodeInvariant, "the narrative must be a single XHTML <div> element, without an XML declaration")
+			} else {
 				add(CodeSecurity, "the narrative must not contain XML processing instructions")
 			}
 		}

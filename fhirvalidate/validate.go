@@ -143,20 +143,9 @@ func (v *Validator) Validate(body []byte) (resourceType string, issues []Issue, 
 			seen[is.Expression[0]] = true
 		}
 	}
-	lib, parsed, err := v.libraryIssues(body, "")
+	lib, err := v.library(body, w, "")
 	if err != nil {
 		return resourceType, nil, err
-	}
-	if parsed {
-		// The library stores contained resources without validating them: validate each
-		// on its own, under its path in the container.
-		for _, c := range w.contained {
-			more, _, err := v.libraryIssues(body[c.start:c.end], c.path)
-			if err != nil {
-				return resourceType, nil, err
-			}
-			lib = append(lib, more...)
-		}
 	}
 	for _, is := range lib {
 		if len(is.Expression) > 0 && seen[is.Expression[0]] {
@@ -165,6 +154,100 @@ func (v *Validator) Validate(body []byte) (resourceType string, issues []Issue, 
 		issues = append(issues, is)
 	}
 	return resourceType, v.finish(issues), nil
+}
+
+// library validates body, whose walk is w, with google/fhir/go and returns the issues
+// found, their paths under prefix (the resource's own type when prefix is empty).
+//
+// The library stores two kinds of nested resources as opaque protobuf Any values:
+// contained resources, which it parses but does not validate, and
+// Parameters.parameter.resource, which it cannot parse at all (it rejects every property
+// of such a resource as unknown). Contained resources are validated again on their own;
+// parameter resources are blanked out as {} for the library and validated on their own.
+func (v *Validator) library(body []byte, w *walker, prefix string) ([]Issue, error) {
+	root := prefix
+	if root == "" {
+		root = w.rootType
+	}
+	params := outermost(w.params)
+	masked := body
+	if len(params) > 0 {
+		masked = make([]byte, 0, len(body))
+		last := 0
+		for _, p := range params {
+			masked = append(masked, body[last:p.start]...)
+			masked = append(masked, "{}"...)
+			last = p.end
+		}
+		masked = append(masked, body[last:]...)
+	}
+	issues, parsed, err := v.libraryIssues(masked, prefix)
+	if err != nil {
+		return nil, err
+	}
+	if parsed {
+		for _, c := range w.contained {
+			if within(c, params) {
+				continue // validated with the parameter resource that holds it
+			}
+			more, _, err := v.libraryIssues(body[c.start:c.end], root+c.rel)
+			if err != nil {
+				return nil, err
+			}
+			issues = append(issues, more...)
+		}
+	}
+	for _, p := range params {
+		sub := body[p.start:p.end]
+		nw := newWalker(sub, v.opts.MaxNestingDepth)
+		nw.run()
+		if nw.fatal {
+			// Only a missing or unknown resourceType can make the walk of a part fail
+			// when the walk of the whole succeeded.
+			for _, is := range nw.issues {
+				if is.Severity == SeverityFatal {
+					is.Severity, is.Expression = SeverityError, []string{root + p.rel}
+					issues = append(issues, is)
+				}
+			}
+			continue
+		}
+		more, err := v.library(sub, nw, root+p.rel)
+		if err != nil {
+			return nil, err
+		}
+		issues = append(issues, more...)
+	}
+	return issues, nil
+}
+
+// outermost returns the spans not nested in another, in input order.
+func outermost(spans []span) []span {
+	if len(spans) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(spans)
+	slices.SortFunc(sorted, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	out := sorted[:0]
+	end := -1
+	for _, s := range sorted {
+		if s.start < end {
+			continue
+		}
+		out = append(out, s)
+		end = s.end
+	}
+	return out
+}
+
+// within reports whether s lies inside one of spans.
+func within(s span, spans []span) bool {
+	for _, o := range spans {
+		if s.start >= o.start && s.end <= o.end {
+			return true
+		}
+	}
+	return false
 }
 
 // finish orders issues deterministically (most severe first, then by location) and

@@ -139,6 +139,16 @@ func TestValidate(t *testing.T) {
 		{name: "contained unknown field", body: `{"resourceType":"Patient","contained":[{"resourceType":"Practitioner","foo":1}]}`, wantType: "Patient", want: []want{{SeverityError, CodeStructure, "Patient.contained[0].foo"}}},
 		{name: "nested contained", body: `{"resourceType":"Patient","contained":[{"resourceType":"Practitioner","id":"a","contained":[{"resourceType":"Organization","id":"b"}]}]}`, wantType: "Patient", want: []want{{SeverityError, CodeInvariant, "Patient.contained[0].contained"}}, diag: "dom-2"},
 
+		// Parameters.parameter.resource, which google/fhir/go cannot parse by itself.
+		{name: "parameter resource valid", body: `{"resourceType":"Parameters","parameter":[{"name":"resource","resource":` + obs + `},{"name":"mode","valueCode":"create"}]}`, wantType: "Parameters"},
+		{name: "parameter resource validated", body: `{"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"create"},{"name":"resource","resource":` + strings.Replace(obs, `"status":"final",`, "", 1) + `}]}`, wantType: "Parameters", want: []want{{SeverityError, CodeRequired, "Parameters.parameter[1].resource.status"}}},
+		{name: "parameter resource unknown field", body: `{"resourceType":"Parameters","parameter":[{"name":"r","resource":` + withObs(`"foo":1`) + `}]}`, wantType: "Parameters", want: []want{{SeverityError, CodeStructure, "Parameters.parameter[0].resource.foo"}}},
+		{name: "part resource validated", body: `{"resourceType":"Parameters","parameter":[{"name":"p","part":[{"name":"r","resource":{"resourceType":"Observation","code":{"text":"x"}}}]}]}`, wantType: "Parameters", want: []want{{SeverityError, CodeRequired, "Parameters.parameter[0].part[0].resource.status"}}},
+		{name: "parameter resource unknown type", body: `{"resourceType":"Parameters","parameter":[{"name":"r","resource":{"resourceType":"Vital"}}]}`, wantType: "Parameters", want: []want{{SeverityError, CodeNotSupported, "Parameters.parameter[0].resource"}}},
+		{name: "parameter resource with contained", body: `{"resourceType":"Parameters","parameter":[{"name":"r","resource":{"resourceType":"Patient","contained":[{"resourceType":"Observation","code":{"text":"x"}}]}}]}`, wantType: "Parameters", want: []want{{SeverityError, CodeRequired, "Parameters.parameter[0].resource.contained[0].status"}}},
+		{name: "parameters in a bundle", body: bundle("collection", `{"resource":{"resourceType":"Parameters","parameter":[{"name":"r","resource":{"resourceType":"Encounter","status":"finished"}}]}}`), wantType: "Bundle", want: []want{{SeverityError, CodeRequired, "Bundle.entry[0].resource.parameter[0].resource.class"}}},
+		{name: "parameter outer error kept", body: `{"resourceType":"Parameters","parameter":[{"resource":` + patient + `}]}`, wantType: "Parameters", want: []want{{SeverityError, CodeRequired, "Parameters.parameter[0].name"}}},
+
 		// Bundles.
 		{name: "valid transaction", body: bundle("transaction",
 			`{"fullUrl":"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a","resource":`+patient+`,"request":{"method":"POST","url":"Patient"}}`,

@@ -23,6 +23,7 @@ const (
 	roleNarrative           // <object>.text as an object (DomainResource.text)
 	roleContainedArray      // <object>.contained, an array
 	roleContained           // <object>.contained[i]
+	roleParamResource       // <object>.parameter[i].resource or <object>.part[i].resource
 )
 
 // frame is one open object or array of the walk.
@@ -52,10 +53,11 @@ type entryFacts struct {
 	method, url, fullURL, resourceType, versionID   []byte
 }
 
-// span locates a contained resource in the input, with its FHIRPath.
+// span locates a nested resource in the input, with its FHIRPath relative to the root
+// resource (".contained[0]").
 type span struct {
 	start, end int
-	path       string
+	rel        string
 }
 
 // walker makes one pass over a JSON document: it checks the syntax and the rules that
@@ -75,6 +77,7 @@ type walker struct {
 	fatal     bool // the document cannot be validated further
 	issues    []Issue
 	contained []span
+	params    []span // Parameters.parameter[i].resource (and part[j].resource), innermost first
 }
 
 func newWalker(data []byte, maxDepth int) *walker {
@@ -123,9 +126,6 @@ func (w *walker) rootPaths() {
 		for j, e := range w.issues[i].Expression {
 			w.issues[i].Expression[j] = w.rootType + e
 		}
-	}
-	for i := range w.contained {
-		w.contained[i].path = w.rootType + w.contained[i].path
 	}
 }
 
@@ -632,13 +632,19 @@ func (w *walker) objectRole(f *frame) {
 		return
 	}
 	switch string(f.key) {
+	case "resource":
+		if n >= 2 && p.index >= 0 && w.frames[n-2].array {
+			if k := string(w.frames[n-2].key); k == "parameter" || k == "part" {
+				f.role = roleParamResource
+				return
+			}
+		}
+		if p.role == roleEntry {
+			f.role, f.list, f.entry = roleEntryResource, p.list, p.entry
+		}
 	case "request":
 		if p.role == roleEntry {
 			f.role, f.list, f.entry = roleEntryRequest, p.list, p.entry
-		}
-	case "resource":
-		if p.role == roleEntry {
-			f.role, f.list, f.entry = roleEntryResource, p.list, p.entry
 		}
 	case "meta":
 		if p.role == roleEntryResource {
@@ -821,7 +827,10 @@ func (w *walker) pushList() int {
 // fi is now the length of w.frames (its path is the path of frames[:fi] plus its step).
 func (w *walker) endObject(fi int, start int, f frame) {
 	if f.role == roleContained {
-		w.contained = append(w.contained, span{start: start, end: w.pos, path: w.path(fi, f.key, f.index)})
+		w.contained = append(w.contained, span{start: start, end: w.pos, rel: w.path(fi, f.key, f.index)})
+	}
+	if f.role == roleParamResource {
+		w.params = append(w.params, span{start: start, end: w.pos, rel: w.path(fi, f.key, f.index)})
 	}
 	if string(f.rt) == "Bundle" {
 		var facts []entryFacts

@@ -147,13 +147,21 @@ func (x *xtokenizer) next() (xtoken, error) {
 		}
 		return xtoken{}, x.errf("unterminated declaration")
 	case strings.HasPrefix(rest, "<?"):
-		end := strings.Index(rest, "?>")
+		x.pos += 2
+		target, ok := x.name()
+		if !ok {
+			return xtoken{}, x.errf("processing instruction without a valid target")
+		}
+		end := strings.Index(x.s[x.pos:], "?>")
 		if end < 0 {
 			return xtoken{}, x.errf("unterminated processing instruction")
 		}
-		target := rest[2:end]
-		if i := strings.IndexAny(target, " \t\r\n"); i >= 0 {
-			target = target[:i]
+		body := x.s[x.pos : x.pos+end]
+		if body != "" && !strings.ContainsAny(body[:1], " \t\r\n") {
+			return xtoken{}, x.errf("invalid processing instruction")
+		}
+		if err := x.checkChars(body); err != nil {
+			return xtoken{}, err
 		}
 		x.pos += end + 2
 		return xtoken{kind: xProcInst, target: target}, nil
