@@ -154,29 +154,82 @@ func typeError(loc Location, msg string) *Error { return newError(CodeDataType, 
 func (r Repetition) get(i int) string { return r.Component(i).Value() }
 func (c Component) get(i int) string  { return c.Sub(i).Value() }
 
-func hd(get func(int) string) HD { return HD{get(1), get(2), get(3)} }
-func ei(get func(int) string) EI { return EI{get(1), get(2), get(3), get(4)} }
-func cwe(get func(int) string) CWE {
-	return CWE{get(1), get(2), get(3), get(4), get(5), get(6), get(7), get(8), get(9)}
+// fill decodes the first n parts of n (components of a repetition, subcomponents of a
+// component) into dst in one pass; for components, each part's first subcomponent.
+func (n node) fill(dst []string) {
+	if n.lit {
+		dst[0] = n.raw
+		return
+	}
+	d := n.delims()
+	sep := d.Component
+	if n.level == levelComp {
+		sep = d.Subcomponent
+	}
+	s := n.raw
+	for i := range dst {
+		j := strings.IndexByte(s, sep)
+		part := s
+		if j >= 0 {
+			part, s = s[:j], s[j+1:]
+		}
+		if n.level == levelRep {
+			part = piece(part, d.Subcomponent, 1)
+		}
+		if part != `""` {
+			dst[i] = n.decode(part)
+		}
+		if j < 0 {
+			return
+		}
+	}
 }
 
+func hd(p []string) HD   { return HD{p[0], p[1], p[2]} }
+func ei(p []string) EI   { return EI{p[0], p[1], p[2], p[3]} }
+func cwe(p []string) CWE { return CWE{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]} }
+
 // HD reads the repetition as an HD.
-func (r Repetition) HD() HD { return hd(r.get) }
+func (r Repetition) HD() HD {
+	var p [3]string
+	r.fill(p[:])
+	return hd(p[:])
+}
 
 // HD reads the component's subcomponents as an HD (as in CX-4).
-func (c Component) HD() HD { return hd(c.get) }
+func (c Component) HD() HD {
+	var p [3]string
+	c.fill(p[:])
+	return hd(p[:])
+}
 
 // EI reads the repetition as an EI.
-func (r Repetition) EI() EI { return ei(r.get) }
+func (r Repetition) EI() EI {
+	var p [4]string
+	r.fill(p[:])
+	return ei(p[:])
+}
 
 // EI reads the component's subcomponents as an EI (as in EIP).
-func (c Component) EI() EI { return ei(c.get) }
+func (c Component) EI() EI {
+	var p [4]string
+	c.fill(p[:])
+	return ei(p[:])
+}
 
 // CWE reads the repetition as a CWE (or CE).
-func (r Repetition) CWE() CWE { return cwe(r.get) }
+func (r Repetition) CWE() CWE {
+	var p [9]string
+	r.fill(p[:])
+	return cwe(p[:])
+}
 
 // CWE reads the component's subcomponents as a CWE (as in CQ-2).
-func (c Component) CWE() CWE { return cwe(c.get) }
+func (c Component) CWE() CWE {
+	var p [9]string
+	c.fill(p[:])
+	return cwe(p[:])
+}
 
 // CX reads the repetition as a CX.
 func (r Repetition) CX() CX {
@@ -189,16 +242,24 @@ func (r Repetition) CX() CX {
 
 // XPN reads the repetition as an XPN.
 func (r Repetition) XPN() XPN {
-	return XPN{r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7)}
+	var p [7]string
+	r.fill(p[:])
+	return XPN{p[0], p[1], p[2], p[3], p[4], p[5], p[6]}
 }
 
 // XAD reads the repetition as an XAD.
 func (r Repetition) XAD() XAD {
-	return XAD{r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7), r.get(8), r.get(9), r.get(10)}
+	var p [10]string
+	r.fill(p[:])
+	return XAD{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]}
 }
 
 // MSG reads the repetition as an MSG.
-func (r Repetition) MSG() MSG { return MSG{r.get(1), r.get(2), r.get(3)} }
+func (r Repetition) MSG() MSG {
+	var p [3]string
+	r.fill(p[:])
+	return MSG{p[0], p[1], p[2]}
+}
 
 // PT reads the repetition as a PT.
 func (r Repetition) PT() PT { return PT{r.get(1), r.get(2)} }

@@ -47,12 +47,14 @@ type Server struct {
 	Handler Handler
 	// TLSConfig, when set, makes Serve speak TLS.
 	TLSConfig *tls.Config
-	// IdleTimeout bounds the wait for the next frame (default DefaultIdleTimeout).
+	// IdleTimeout bounds the wait for the next frame (default DefaultIdleTimeout; negative:
+	// no limit).
 	IdleTimeout time.Duration
 	// ReadTimeout bounds the reading of one frame once its start byte is in (default
-	// DefaultReadTimeout).
+	// DefaultReadTimeout; negative: no limit).
 	ReadTimeout time.Duration
-	// WriteTimeout bounds the writing of one acknowledgment (default DefaultWriteTimeout).
+	// WriteTimeout bounds the writing of one acknowledgment (default DefaultWriteTimeout;
+	// negative: no limit).
 	WriteTimeout time.Duration
 	// HandlerTimeout, when positive, is the deadline of the context given to Handler.
 	HandlerTimeout time.Duration
@@ -265,6 +267,8 @@ func (c *serverConn) frameStarted() {
 	c.state = stateReading
 	if d := durationOr(c.s.ReadTimeout, DefaultReadTimeout); d > 0 {
 		_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	} else {
+		_ = c.nc.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -340,6 +344,8 @@ func (c *serverConn) handle(log *slog.Logger, frame []byte) error {
 	}
 	if d := durationOr(s.WriteTimeout, DefaultWriteTimeout); d > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	} else {
+		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
 	if err := WriteFrame(c.nc, ack); err != nil {
 		return err

@@ -248,6 +248,45 @@ func TestServerTimeouts(t *testing.T) {
 	})
 }
 
+func TestServerWriteTimeout(t *testing.T) {
+	huge := bytes.Repeat([]byte("x"), 64<<20)
+	h := HandlerFunc(func(context.Context, []byte) ([]byte, error) { return huge, nil })
+	s, addr := newTestServer(t, h, func(s *Server) { s.WriteTimeout = 100 * time.Millisecond })
+	c := dialRaw(t, addr)
+	if err := WriteFrame(c, testMessage("W1")); err != nil {
+		t.Fatal(err)
+	}
+	// The client never reads: the server must give up on the write and drop the connection.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection is still open after its write timeout")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestServerHandlerTimeout(t *testing.T) {
+	h := HandlerFunc(func(ctx context.Context, raw []byte) ([]byte, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	_, addr := newTestServer(t, h, func(s *Server) { s.HandlerTimeout = 50 * time.Millisecond })
+	c := dialRaw(t, addr)
+	if err := WriteFrame(c, testMessage("H1")); err != nil {
+		t.Fatal(err)
+	}
+	if ack := c.readACK(t); ack.Get("MSA-1") != "AE" || ack.Get("MSA-2") != "H1" {
+		t.Errorf("ACK after a handler timeout = %q, want AE", ack.String())
+	}
+}
+
 func TestServerMaxConnections(t *testing.T) {
 	_, addr := newTestServer(t, ackHandler(), func(s *Server) { s.MaxConnections = 1 })
 	c1 := dialRaw(t, addr)
