@@ -309,7 +309,8 @@ func DeviceTypes() []DeviceType {
 
 // MetricByName finds a metric by its name or an alias ("heart-rate",
 // "pulse-rate", "spo2", ...). preferredMDC is the MDC code the name implies,
-// or 0 to use the metric's primary code.
+// or 0 to use the metric's primary code. The returned Metric is shared: read
+// it, never modify it (as for every pointer a lookup returns).
 func MetricByName(name string) (m *Metric, preferredMDC uint32, ok bool) {
 	h, ok := metricNames[strings.ToLower(strings.TrimSpace(name))]
 	if !ok {
