@@ -378,6 +378,7 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 			p.self[key] = vals
 			continue
 		case key == "_sort":
+			var used []string
 			for _, v := range vals {
 				for _, k := range strings.Split(v, ",") {
 					sk, err := b.sortKey(typ, strings.TrimSpace(k))
@@ -388,9 +389,12 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 						continue
 					}
 					p.sorts = append(p.sorts, sk)
+					used = append(used, strings.TrimSpace(k))
 				}
 			}
-			p.self[key] = vals
+			if len(used) > 0 {
+				p.self.Set(key, strings.Join(used, ","))
+			}
 			continue
 		case strings.HasPrefix(key, "_include") || strings.HasPrefix(key, "_revinclude"):
 			mod := ""
@@ -438,6 +442,11 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 				f, err = b.cond("r", typ, key, v, 0)
 			}
 			if err != nil {
+				// Errors of a chain's inner parameter name the parameter as given.
+				var se *SearchError
+				if errors.As(err, &se) {
+					se.Param = key
+				}
 				if err := fail(err); err != nil {
 					return nil, err
 				}

@@ -1,0 +1,813 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vigil-health/vigil/fhirstore"
+)
+
+// RunSearch runs the search conformance suite against backend b: every parameter type,
+// prefix and modifier on a small hand-made data set whose expected results were worked
+// out by hand, plus chains, _has, includes, sorting, paging while writing, _total,
+// compartments, $everything, $lastn, custom parameters and strict/lenient errors.
+func RunSearch(t *testing.T, b Backend) {
+	t.Run("Queries", func(t *testing.T) {
+		st, _ := Open(t, b)
+		LoadSearchFixture(t, st)
+		testSearchQueries(t, st)
+	})
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, st *fhirstore.Store)
+	}{
+		{"Errors", testSearchErrors},
+		{"Includes", testSearchIncludes},
+		{"Sort", testSearchSort},
+		{"Total", testSearchTotal},
+		{"PagingWhileWriting", testSearchPaging},
+		{"PagingSortedWhileWriting", testSearchPagingSorted},
+		{"Compartment", testSearchCompartment},
+		{"Everything", testSearchEverything},
+		{"LastN", testSearchLastN},
+		{"UpdateAndDeleteReindex", testSearchUpdates},
+		{"CustomParameter", testSearchCustomParameter},
+		{"TxSearch", testTxSearch},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st, _ := Open(t, b)
+			LoadSearchFixture(t, st)
+			tc.fn(t, st)
+		})
+	}
+}
+
+func coding(system, code, display string) map[string]any {
+	m := map[string]any{"system": system, "code": code}
+	if display != "" {
+		m["display"] = display
+	}
+	return m
+}
+
+func cc(system, code, display string) map[string]any {
+	return map[string]any{"coding": []any{coding(system, code, display)}}
+}
+
+func qty(v any, unit, code string) map[string]any {
+	return map[string]any{"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": code}
+}
+
+func observation(patient string, code map[string]any, effective string) map[string]any {
+	m := map[string]any{
+		"resourceType": "Observation",
+		"status":       "final",
+		"code":         code,
+		"subject":      map[string]any{"reference": "Patient/" + patient},
+		"category":     []any{cc("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs")},
+	}
+	if effective != "" {
+		m["effectiveDateTime"] = effective
+	}
+	return m
+}
+
+// searchFixture returns the hand-made data set: id -> resource.
+func searchFixture() []map[string]any {
+	loinc := "http://loinc.org"
+	hr := cc(loinc, "8867-4", "Heart rate")
+	temp := cc(loinc, "8310-5", "Body temperature")
+	bp := cc(loinc, "85354-9", "Blood pressure panel")
+	glucose := cc(loinc, "2339-0", "Glucose [Mass/volume] in Blood")
+	with := func(m map[string]any, kv ...any) map[string]any {
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	comp := func(code string, v float64) map[string]any {
+		return map[string]any{"code": cc(loinc, code, ""), "valueQuantity": qty(v, "mmHg", "mm[Hg]")}
+	}
+	return []map[string]any{
+		{"resourceType": "Organization", "id": "org1", "name": "Acme Hospital", "active": true},
+		{"resourceType": "Organization", "id": "org2", "name": "Beta Clinic", "active": true},
+		{"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1980-05-12", "active": true,
+			"name": []any{map[string]any{"family": "Müller", "given": []any{"Hans"}}},
+			"identifier": []any{map[string]any{"system": "urn:mrn", "value": "MRN1",
+				"type": cc("http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "Medical record number")}},
+			"telecom":              []any{map[string]any{"system": "phone", "value": "555-1234"}},
+			"managingOrganization": map[string]any{"reference": "Organization/org1"},
+			"address":              []any{map[string]any{"city": "Zürich", "line": []any{"Bahnhofstrasse 1"}}},
+		},
+		{"resourceType": "Patient", "id": "p2", "gender": "female", "birthDate": "1990", "active": false,
+			"name":                 []any{map[string]any{"family": "Muller", "given": []any{"Anna", "Maria"}}},
+			"identifier":           []any{map[string]any{"system": "urn:mrn", "value": "MRN2"}},
+			"managingOrganization": map[string]any{"reference": "Organization/org2"},
+			"meta":                 map[string]any{"tag": []any{coding("urn:vigil:tags", "vip", "")}},
+		},
+		{"resourceType": "Patient", "id": "p3", "birthDate": "1975-01",
+			"name": []any{map[string]any{"family": "Smith", "given": []any{"John"}}},
+		},
+		with(observation("p1", hr, "2024-01-01T10:00:00Z"), "id", "o1", "valueQuantity", qty(72, "beats/minute", "{beats}/min"),
+			"meta", map[string]any{"profile": []any{"http://hl7.org/fhir/StructureDefinition/heartrate"}}),
+		with(observation("p1", hr, "2024-01-02T10:00:00+02:00"), "id", "o2", "valueQuantity", qty(80, "/min", "/min"),
+			"device", map[string]any{"reference": "Device/d1"}),
+		with(observation("p1", temp, "2024-01-02T12:00:00Z"), "id", "o3", "valueQuantity", qty(37.0, "C", "Cel")),
+		with(observation("p2", temp, "2024-01-03"), "id", "o4", "valueQuantity", qty(98.6, "F", "[degF]")),
+		with(observation("p2", bp, ""), "id", "o5", "effectivePeriod", map[string]any{"start": "2024-01-03T00:00:00Z", "end": "2024-01-03T01:00:00Z"},
+			"component", []any{comp("8480-6", 120), comp("8462-4", 80)}),
+		with(observation("p3", bp, "2024-01-04T08:00:00Z"), "id", "o6", "component", []any{comp("8480-6", 140), comp("8462-4", 120)}),
+		with(observation("p2", glucose, "2024-01-05T07:00:00Z"), "id", "o7", "valueQuantity", qty(100, "mg/dL", "mg/dL")),
+		with(observation("p1", glucose, "2024-01-05T07:30:00Z"), "id", "o8", "valueQuantity", qty(5.5, "mmol/L", "mmol/L")),
+		with(observation("p3", cc(loinc, "5778-6", "Color of Urine"), ""), "id", "o9", "status", "preliminary", "valueString", "yellow"),
+		{"resourceType": "Device", "id": "d1", "patient": map[string]any{"reference": "Patient/p1"},
+			"type": cc("urn:iso:std:iso:11073:10101", "528391", "Pulse oximeter")},
+		{"resourceType": "RiskAssessment", "id": "ra1", "status": "final", "subject": map[string]any{"reference": "Patient/p1"},
+			"prediction": []any{map[string]any{"probabilityDecimal": 0.25}}},
+		{"resourceType": "RiskAssessment", "id": "ra2", "status": "final", "subject": map[string]any{"reference": "Patient/p2"},
+			"prediction": []any{map[string]any{"probabilityDecimal": 0.8}}},
+		{"resourceType": "DetectedIssue", "id": "di1", "status": "final", "patient": map[string]any{"reference": "Patient/p1"},
+			"identifiedDateTime": "2024-01-02T10:05:00Z", "implicated": []any{map[string]any{"reference": "Observation/o2"}}},
+		{"resourceType": "DetectedIssue", "id": "di2", "status": "final", "patient": map[string]any{"reference": "Patient/p1"},
+			"identifiedDateTime": "2024-01-05T08:00:00Z"},
+		{"resourceType": "Provenance", "id": "prov1", "target": []any{map[string]any{"reference": "Observation/o1"}},
+			"recorded": "2024-01-01T10:00:01Z", "agent": []any{map[string]any{"who": map[string]any{"reference": "Device/d1"}}}},
+	}
+}
+
+// LoadSearchFixture writes the search fixture with fixed ids.
+func LoadSearchFixture(t testing.TB, st *fhirstore.Store) {
+	t.Helper()
+	err := st.InTx(context.Background(), func(tx *fhirstore.Tx) error {
+		for _, r := range searchFixture() {
+			id := r["id"].(string)
+			if _, err := tx.CreateWithID(context.Background(), r["resourceType"].(string), id, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("load search fixture: %v", err)
+	}
+}
+
+func mustQuery(t testing.TB, q string) url.Values {
+	t.Helper()
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		t.Fatalf("parse %q: %v", q, err)
+	}
+	return v
+}
+
+// searchIDs runs a search and returns the ids of the matches (sorted unless ordered).
+func searchIDs(t testing.TB, st *fhirstore.Store, typ, q string, ordered bool) []string {
+	t.Helper()
+	res, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: typ, Params: mustQuery(t, q)})
+	if err != nil {
+		t.Fatalf("search %s?%s: %v", typ, q, err)
+	}
+	return resultIDs(res.Matches, ordered)
+}
+
+func resultIDs(rs []*fhirstore.Resource, ordered bool) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	if !ordered {
+		sort.Strings(out)
+	}
+	return out
+}
+
+func testSearchQueries(t *testing.T, st *fhirstore.Store) {
+	tests := []struct {
+		name string
+		typ  string
+		q    string
+		want []string
+	}{
+		// string
+		{"string starts with, accents folded", "Patient", "name=muller", []string{"p1", "p2"}},
+		{"string case insensitive", "Patient", "name=MÜL", []string{"p1", "p2"}},
+		{"string exact keeps accents", "Patient", "name:exact=Müller", []string{"p1"}},
+		{"string exact is case sensitive", "Patient", "name:exact=müller", []string{}},
+		{"string contains", "Patient", "family:contains=ll", []string{"p1", "p2"}},
+		{"string given name", "Patient", "given=mar", []string{"p2"}},
+		{"string not prefix of middle", "Patient", "name=aria", []string{}},
+		{"string address city", "Patient", "address-city=zurich", []string{"p1"}},
+		{"string OR", "Patient", "family=smith,muller", []string{"p1", "p2", "p3"}},
+		{"string AND", "Patient", "family=muller&given=anna", []string{"p2"}},
+		// token
+		{"token code", "Patient", "gender=male", []string{"p1"}},
+		{"token not includes missing", "Patient", "gender:not=male", []string{"p2", "p3"}},
+		{"token missing true", "Patient", "gender:missing=true", []string{"p3"}},
+		{"token missing false", "Patient", "gender:missing=false", []string{"p1", "p2"}},
+		{"token boolean", "Patient", "active=true", []string{"p1"}},
+		{"token system|code", "Observation", "code=http://loinc.org|8867-4", []string{"o1", "o2"}},
+		{"token wrong system", "Observation", "code=http://snomed.info/sct|8867-4", []string{}},
+		{"token system only", "Patient", "identifier=urn:mrn|", []string{"p1", "p2"}},
+		{"token no system", "Patient", "identifier=|MRN1", []string{}},
+		{"token identifier", "Patient", "identifier=urn:mrn|MRN1", []string{"p1"}},
+		{"token OR", "Observation", "code=8867-4,8310-5", []string{"o1", "o2", "o3", "o4"}},
+		{"token text", "Observation", "code:text=heart", []string{"o1", "o2"}},
+		{"token text of display", "Observation", "code:text=GLUCOSE", []string{"o7", "o8"}},
+		{"token of-type", "Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|MRN1", []string{"p1"}},
+		{"token ContactPoint", "Patient", "phone=555-1234", []string{"p1"}},
+		{"token _tag", "Patient", "_tag=urn:vigil:tags|vip", []string{"p2"}},
+		{"token _id", "Patient", "_id=p1,p3", []string{"p1", "p3"}},
+		{"token _id not", "Patient", "_id:not=p1", []string{"p2", "p3"}},
+		{"token status", "Observation", "status=preliminary", []string{"o9"}},
+		// reference
+		{"reference Type/id", "Observation", "subject=Patient/p1", []string{"o1", "o2", "o3", "o8"}},
+		{"reference bare id", "Observation", "patient=p2", []string{"o4", "o5", "o7"}},
+		{"reference type modifier", "Observation", "subject:Patient=p3", []string{"o6", "o9"}},
+		{"reference type modifier mismatch", "Observation", "subject:Group=p3", []string{}},
+		{"reference missing", "Observation", "device:missing=false", []string{"o2"}},
+		{"reference OR", "Patient", "organization=Organization/org1,Organization/org2", []string{"p1", "p2"}},
+		// date
+		{"date year contains day", "Patient", "birthdate=1980", []string{"p1"}},
+		{"date eq year precision resource", "Patient", "birthdate=1990", []string{"p2"}},
+		{"date eq month within year value", "Patient", "birthdate=1990-06", []string{}},
+		{"date lt", "Patient", "birthdate=lt1980", []string{"p3"}},
+		{"date ge", "Patient", "birthdate=ge1980-05-12", []string{"p1", "p2"}},
+		{"date gt", "Patient", "birthdate=gt1980-05-12", []string{"p2"}},
+		{"date le", "Patient", "birthdate=le1980-05", []string{"p1", "p3"}},
+		{"date sa", "Patient", "birthdate=sa1980", []string{"p2"}},
+		{"date eb", "Patient", "birthdate=eb1980", []string{"p3"}},
+		{"date ne", "Patient", "birthdate=ne1980", []string{"p2", "p3"}},
+		{"date ap widens by 10% of distance to now", "Patient", "birthdate=ap1990", []string{"p2"}},
+		{"date day with zones", "Observation", "date=2024-01-02", []string{"o2", "o3"}},
+		{"date instant in another zone", "Observation", "date=2024-01-02T09:00:00%2B01:00", []string{"o2"}},
+		{"date period inside day", "Observation", "date=2024-01-03", []string{"o4", "o5"}},
+		{"date period ge", "Observation", "date=ge2024-01-03T00:30:00Z", []string{"o4", "o5", "o6", "o7", "o8"}},
+		{"date range AND", "Observation", "date=ge2024-01-02&date=lt2024-01-03", []string{"o2", "o3"}},
+		{"date missing", "Observation", "date:missing=true", []string{"o9"}},
+		{"date _lastUpdated", "Patient", "_lastUpdated=gt2000-01-01", []string{"p1", "p2", "p3"}},
+		{"date _lastUpdated future", "Patient", "_lastUpdated=gt2999", []string{}},
+		// number
+		{"number eq exact", "RiskAssessment", "probability=0.25", []string{"ra1"}},
+		{"number eq by precision", "RiskAssessment", "probability=0.3", []string{"ra1"}},
+		{"number eq outside precision", "RiskAssessment", "probability=0.2", []string{}},
+		{"number gt", "RiskAssessment", "probability=gt0.5", []string{"ra2"}},
+		{"number le", "RiskAssessment", "probability=le0.25", []string{"ra1"}},
+		{"number ne", "RiskAssessment", "probability=ne0.25", []string{"ra2"}},
+		{"number ap", "RiskAssessment", "probability=ap0.75", []string{"ra2"}},
+		// quantity
+		{"quantity no unit", "Observation", "value-quantity=72", []string{"o1"}},
+		{"quantity annotation ignored", "Observation", "value-quantity=lt75|http://unitsofmeasure.org|/min", []string{"o1"}},
+		{"quantity rate", "Observation", "value-quantity=gt60||/min", []string{"o1", "o2"}},
+		{"quantity Cel matches degF", "Observation", "value-quantity=37|http://unitsofmeasure.org|Cel", []string{"o3", "o4"}},
+		{"quantity degF matches Cel", "Observation", "value-quantity=98.6||[degF]", []string{"o3", "o4"}},
+		{"quantity kelvin", "Observation", "value-quantity=ge310|http://unitsofmeasure.org|K", []string{"o3", "o4"}},
+		{"quantity glucose mmol/L finds mg/dL", "Observation", "value-quantity=5.55|http://unitsofmeasure.org|mmol/L", []string{"o7"}},
+		{"quantity glucose mg/dL finds mmol/L", "Observation", "value-quantity=99|http://unitsofmeasure.org|mg/dL", []string{"o8"}},
+		{"quantity glucose ap", "Observation", "value-quantity=ap5.5|http://unitsofmeasure.org|mmol/L", []string{"o7", "o8"}},
+		{"quantity unit code without conversion", "Observation", "value-quantity=80|http://unitsofmeasure.org|/min", []string{"o2"}},
+		{"quantity missing", "Observation", "value-quantity:missing=true", []string{"o5", "o6", "o9"}},
+		// uri
+		{"uri exact", "Observation", "_profile=http://hl7.org/fhir/StructureDefinition/heartrate", []string{"o1"}},
+		{"uri below", "Observation", "_profile:below=http://hl7.org/fhir/StructureDefinition/", []string{"o1"}},
+		{"uri above", "Observation", "_profile:above=http://hl7.org/fhir/StructureDefinition/heartrate/v2", []string{"o1"}},
+		{"uri no partial", "Observation", "_profile=http://hl7.org/fhir/StructureDefinition/", []string{}},
+		// composite
+		{"composite pair same component", "Observation", "component-code-value-quantity=http://loinc.org|8462-4$120|http://unitsofmeasure.org|mm[Hg]", []string{"o6"}},
+		{"composite systolic", "Observation", "component-code-value-quantity=8480-6$120", []string{"o5"}},
+		{"composite prefix", "Observation", "component-code-value-quantity=8462-4$gt70", []string{"o5", "o6"}},
+		{"composite kPa converts", "Observation", "component-code-value-quantity=8480-6$ap18.7|http://unitsofmeasure.org|kPa", []string{"o6"}},
+		{"composite code-value on root", "Observation", "code-value-quantity=8867-4$gt75", []string{"o2"}},
+		// chains and _has
+		{"chain with type", "Observation", "subject:Patient.name=anna", []string{"o4", "o5", "o7"}},
+		{"chain without type", "Observation", "patient.gender=male", []string{"o1", "o2", "o3", "o8"}},
+		{"chain two levels", "Observation", "patient.organization.name=beta", []string{"o4", "o5", "o7"}},
+		{"chain to identifier", "Observation", "patient.identifier=urn:mrn|MRN1", []string{"o1", "o2", "o3", "o8"}},
+		{"has", "Patient", "_has:Observation:patient:code=2339-0", []string{"p1", "p2"}},
+		{"has with modifier", "Patient", "_has:Observation:patient:code:text=temperature", []string{"p1", "p2"}},
+		{"has nested", "Organization", "_has:Patient:organization:_has:Observation:patient:code=85354-9", []string{"org2"}},
+		{"has with chain", "Device", "_has:Observation:device:patient.name=hans", []string{"d1"}},
+		{"has none", "Patient", "_has:Observation:patient:code=0000-0", []string{}},
+		{"reference identifier modifier", "Observation", "patient:identifier=urn:mrn|MRN1", []string{}},
+		// special resource-level parameters on a system search
+		{"system search _type and _id", "", "_type=Patient,Device&_id=p1,d1,o1", []string{"d1", "p1"}},
+		{"system search shared param", "", "_type=Observation,RiskAssessment&patient=p2", []string{"o4", "o5", "o7", "ra2"}},
+		{"DetectedIssue by patient", "DetectedIssue", "patient=p1&identified=ge2024-01-03", []string{"di2"}},
+		{"Provenance by target", "Provenance", "target=Observation/o1", []string{"prov1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := searchIDs(t, st, tc.typ, tc.q, false)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s?%s (-want +got):\n%s", tc.typ, tc.q, diff)
+			}
+		})
+	}
+}
+
+func testSearchErrors(t *testing.T, st *fhirstore.Store) {
+	tests := []struct {
+		name        string
+		typ, q      string
+		param       string
+		unsupported bool
+	}{
+		{"unknown parameter", "Patient", "foo=bar", "foo", false},
+		{"bad date", "Patient", "birthdate=yesterday", "birthdate", false},
+		{"bad number", "RiskAssessment", "probability=abc", "probability", false},
+		{"bad modifier", "Patient", "birthdate:exact=1980", "birthdate:exact", false},
+		{"bad missing", "Patient", "gender:missing=maybe", "gender:missing", false},
+		{"chain on non-reference", "Patient", "name.family=x", "name.family", false},
+		{"chain unknown target param", "Observation", "subject:Patient.nosuch=x", "subject:Patient.nosuch", false},
+		{"bad _has", "Patient", "_has:Observation:code=x", "_has:Observation:code", false},
+		{"bad _count", "Patient", "_count=many", "_count", false},
+		{"bad _sort", "Patient", "_sort=nosuch", "_sort", false},
+		{"bad include", "Observation", "_include=Observation:nosuch", "_include", false},
+		{"composite arity", "Observation", "component-code-value-quantity=8480-6", "component-code-value-quantity", false},
+		{"text unsupported", "Patient", "_text=hello", "_text", true},
+		{"filter unsupported", "Patient", "_filter=name eq x", "_filter", true},
+		{"token below unsupported", "Observation", "code:below=8867-4", "code:below", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: tc.typ, Params: mustQuery(t, tc.q)})
+			var se *fhirstore.SearchError
+			if !errors.As(err, &se) {
+				t.Fatalf("strict %s?%s: got %v, want *SearchError", tc.typ, tc.q, err)
+			}
+			if se.Param != tc.param || se.Unsupported != tc.unsupported {
+				t.Errorf("strict %s?%s: error %+v, want param %q unsupported=%v", tc.typ, tc.q, se, tc.param, tc.unsupported)
+			}
+			// Lenient: the parameter is ignored and reported; the rest still applies.
+			q := mustQuery(t, tc.q)
+			q.Set("_id", "p1,o1,ra1")
+			res, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: tc.typ, Params: q, Lenient: true})
+			if err != nil {
+				t.Fatalf("lenient %s?%s: %v", tc.typ, tc.q, err)
+			}
+			if len(res.Issues) != 1 || res.Issues[0].Param != tc.param {
+				t.Errorf("lenient issues = %+v, want one for %q", res.Issues, tc.param)
+			}
+			if len(res.Matches) != 1 {
+				t.Errorf("lenient matches = %v, want the one resource with the _id", resultIDs(res.Matches, false))
+			}
+			if _, ok := res.SelfParams[tc.param]; ok && tc.param != "_id" {
+				t.Errorf("self params keep ignored %q: %v", tc.param, res.SelfParams)
+			}
+		})
+	}
+	t.Run("unknown type", func(t *testing.T) {
+		_, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: "Nope", Params: url.Values{}})
+		var se *fhirstore.SearchError
+		if !errors.As(err, &se) {
+			t.Fatalf("got %v, want *SearchError", err)
+		}
+	})
+	t.Run("cursor of another search", func(t *testing.T) {
+		res, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, "_count=1")})
+		if err != nil || res.Next == "" {
+			t.Fatalf("first page: %v, next %q", err, res.Next)
+		}
+		_, err = st.Search(context.Background(), fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, "_count=1&code=8867-4"), Cursor: res.Next})
+		var se *fhirstore.SearchError
+		if !errors.As(err, &se) {
+			t.Fatalf("got %v, want *SearchError for a foreign cursor", err)
+		}
+		_, err = st.Search(context.Background(), fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, "_count=1"), Cursor: "!!garbage"})
+		if !errors.As(err, &se) {
+			t.Fatalf("got %v, want *SearchError for a garbage cursor", err)
+		}
+	})
+}
+
+func typedIDs(rs []*fhirstore.Resource) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.Type+"/"+r.ID)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func testSearchIncludes(t *testing.T, st *fhirstore.Store) {
+	tests := []struct {
+		name         string
+		typ, q       string
+		wantMatches  []string
+		wantIncluded []string
+	}{
+		{"include", "Observation", "code=8867-4&_include=Observation:patient",
+			[]string{"Observation/o1", "Observation/o2"}, []string{"Patient/p1"}},
+		{"include with target type", "Observation", "code=8867-4&_include=Observation:subject:Group",
+			[]string{"Observation/o1", "Observation/o2"}, []string{}},
+		{"include iterate", "Observation", "code=8867-4&_include=Observation:patient&_include:iterate=Patient:organization",
+			[]string{"Observation/o1", "Observation/o2"}, []string{"Organization/org1", "Patient/p1"}},
+		{"include without iterate stops", "Observation", "code=8867-4&_include=Observation:patient&_include=Patient:organization",
+			[]string{"Observation/o1", "Observation/o2"}, []string{"Patient/p1"}},
+		{"include star", "Observation", "_id=o2&_include=*",
+			[]string{"Observation/o2"}, []string{"Device/d1", "Patient/p1"}},
+		{"revinclude", "Patient", "_id=p1&_revinclude=DetectedIssue:patient",
+			[]string{"Patient/p1"}, []string{"DetectedIssue/di1", "DetectedIssue/di2"}},
+		{"revinclude iterate", "Patient", "_id=p1&_revinclude=Device:patient&_revinclude:iterate=Provenance:agent",
+			[]string{"Patient/p1"}, []string{"Device/d1", "Provenance/prov1"}},
+		{"revinclude and include", "Observation", "_id=o1&_revinclude=Provenance:target&_include=Observation:subject",
+			[]string{"Observation/o1"}, []string{"Patient/p1", "Provenance/prov1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: tc.typ, Params: mustQuery(t, tc.q)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantMatches, typedIDs(res.Matches)); diff != "" {
+				t.Errorf("matches (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantIncluded, typedIDs(res.Included)); diff != "" {
+				t.Errorf("included (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func testSearchSort(t *testing.T, st *fhirstore.Store) {
+	tests := []struct {
+		name   string
+		typ, q string
+		want   []string
+	}{
+		{"date descending", "Observation", "patient=p1&_sort=-date", []string{"o8", "o3", "o2", "o1"}},
+		{"date ascending", "Observation", "patient=p1&_sort=date", []string{"o1", "o2", "o3", "o8"}},
+		{"latest heart rate", "Observation", "patient=p1&code=8867-4&_sort=-date&_count=1", []string{"o2"}},
+		{"missing dates last", "Observation", "patient=p3&_sort=date", []string{"o6", "o9"}},
+		{"two keys", "Patient", "_sort=family,-given", []string{"p2", "p1", "p3"}},
+		{"string descending", "Patient", "_sort=-family", []string{"p3", "p1", "p2"}},
+		{"number", "RiskAssessment", "_sort=-probability", []string{"ra2", "ra1"}},
+		{"_id descending", "Organization", "_sort=-_id", []string{"org2", "org1"}},
+		{"DetectedIssue newest first", "DetectedIssue", "patient=p1&_sort=-identified", []string{"di2", "di1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := searchIDs(t, st, tc.typ, tc.q, true)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s?%s (-want +got):\n%s", tc.typ, tc.q, diff)
+			}
+		})
+	}
+}
+
+func testSearchTotal(t *testing.T, st *fhirstore.Store) {
+	tests := []struct {
+		name      string
+		q         string
+		wantTotal int // -1: no total
+		wantN     int
+	}{
+		{"accurate", "patient=p1&_total=accurate&_count=2", 4, 2},
+		{"estimate", "patient=p1&_total=estimate&_count=2", 4, 2},
+		{"none", "patient=p1&_total=none", -1, 4},
+		{"default none", "patient=p1", -1, 4},
+		{"summary count", "code=8867-4&_summary=count", 2, 0},
+		{"count zero", "_count=0&_total=accurate", 9, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, tc.q)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := -1
+			if res.Total != nil {
+				got = *res.Total
+			}
+			if got != tc.wantTotal || len(res.Matches) != tc.wantN {
+				t.Errorf("total %d, %d matches; want %d, %d", got, len(res.Matches), tc.wantTotal, tc.wantN)
+			}
+		})
+	}
+	res, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: "Patient", Params: mustQuery(t, "_summary=true&_elements=name,gender")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary != "true" || !cmp.Equal(res.Elements, []string{"name", "gender"}) {
+		t.Errorf("summary %q elements %v", res.Summary, res.Elements)
+	}
+}
+
+func createObs(t testing.TB, st *fhirstore.Store, n int, effective func(i int) string) {
+	t.Helper()
+	err := st.InTx(context.Background(), func(tx *fhirstore.Tx) error {
+		for i := 0; i < n; i++ {
+			o := observation("p9", cc("http://loinc.org", "8867-4", "Heart rate"), effective(i))
+			o["valueQuantity"] = qty(60+i%40, "/min", "/min")
+			if _, err := tx.Create(context.Background(), "Observation", o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// walk pages through a search, writing more matching resources after each page, and
+// returns the ids seen in order.
+func walk(t *testing.T, st *fhirstore.Store, q string, between func(page int)) []string {
+	t.Helper()
+	var seen []string
+	cursor := ""
+	for page := 0; page < 100; page++ {
+		res, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, q), Cursor: cursor})
+		if err != nil {
+			t.Fatalf("page %d: %v", page, err)
+		}
+		for _, r := range res.Matches {
+			seen = append(seen, r.ID)
+		}
+		if res.Next == "" {
+			return seen
+		}
+		cursor = res.Next
+		between(page)
+	}
+	t.Fatal("paging did not end")
+	return nil
+}
+
+func testSearchPaging(t *testing.T, st *fhirstore.Store) {
+	createObs(t, st, 25, func(i int) string { return fmt.Sprintf("2024-02-01T00:%02d:00Z", i) })
+	before := searchIDs(t, st, "Observation", "patient=p9&_count=1000", true)
+	seen := walk(t, st, "patient=p9&_count=7", func(int) {
+		createObs(t, st, 2, func(i int) string { return "2024-03-01T00:00:00Z" })
+	})
+	assertWalk(t, before, seen)
+}
+
+func testSearchPagingSorted(t *testing.T, st *fhirstore.Store) {
+	// Equal dates in runs of three exercise the rid tie-break.
+	createObs(t, st, 25, func(i int) string { return fmt.Sprintf("2024-02-01T00:%02d:00Z", i/3) })
+	before := searchIDs(t, st, "Observation", "patient=p9&_count=1000&_sort=-date", true)
+	seen := walk(t, st, "patient=p9&_count=4&_sort=-date", func(page int) {
+		// Newer ones sort before the cursor, older ones after it: both kinds arrive.
+		createObs(t, st, 1, func(int) string { return "2025-01-01T00:00:00Z" })
+		createObs(t, st, 1, func(int) string { return "2023-01-01T00:00:00Z" })
+	})
+	assertWalk(t, before, seen)
+	// The order of the walk is the sort order: the pre-existing ones keep their order.
+	var pre []string
+	in := map[string]bool{}
+	for _, id := range before {
+		in[id] = true
+	}
+	for _, id := range seen {
+		if in[id] {
+			pre = append(pre, id)
+		}
+	}
+	if diff := cmp.Diff(before, pre); diff != "" {
+		t.Errorf("walk order differs from one-page order (-want +got):\n%s", diff)
+	}
+}
+
+// assertWalk checks that every resource present before the walk was seen exactly once.
+func assertWalk(t *testing.T, before, seen []string) {
+	t.Helper()
+	count := map[string]int{}
+	for _, id := range seen {
+		count[id]++
+	}
+	for id, n := range count {
+		if n > 1 {
+			t.Errorf("%s seen %d times", id, n)
+		}
+	}
+	for _, id := range before {
+		if count[id] != 1 {
+			t.Errorf("%s present before the walk seen %d times", id, count[id])
+		}
+	}
+}
+
+func testSearchCompartment(t *testing.T, st *fhirstore.Store) {
+	tests := []struct {
+		name   string
+		typ, q string
+		want   []string
+	}{
+		{"observations", "Observation", "", []string{"o1", "o2", "o3", "o8"}},
+		{"observations with filter", "Observation", "code=8867-4", []string{"o1", "o2"}},
+		{"risk assessments", "RiskAssessment", "", []string{"ra1"}},
+		{"detected issues", "DetectedIssue", "", []string{"di1", "di2"}},
+		{"patient itself", "Patient", "", []string{"p1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: tc.typ, Params: mustQuery(t, tc.q),
+				Compartment: &fhirstore.CompartmentRef{Type: "Patient", ID: "p1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, resultIDs(res.Matches, false)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	// Device is not in the R4 Patient compartment (it has its own).
+	_, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: "Device", Compartment: &fhirstore.CompartmentRef{Type: "Patient", ID: "p1"}})
+	var se *fhirstore.SearchError
+	if !errors.As(err, &se) {
+		t.Errorf("Device in the Patient compartment: got %v, want *SearchError", err)
+	}
+}
+
+func testSearchEverything(t *testing.T, st *fhirstore.Store) {
+	want := []string{"DetectedIssue/di1", "DetectedIssue/di2", "Observation/o1", "Observation/o2", "Observation/o3",
+		"Observation/o8", "Patient/p1", "RiskAssessment/ra1"}
+	var got []*fhirstore.Resource
+	cursor := ""
+	for i := 0; i < 10; i++ {
+		res, err := st.Everything(context.Background(), "p1", time.Time{}, nil, 4, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, res.Matches...)
+		if cursor = res.Next; cursor == "" {
+			break
+		}
+	}
+	if diff := cmp.Diff(want, typedIDs(got)); diff != "" {
+		t.Errorf("$everything (-want +got):\n%s", diff)
+	}
+	res, err := st.Everything(context.Background(), "p1", time.Time{}, []string{"RiskAssessment", "Patient"}, 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"Patient/p1", "RiskAssessment/ra1"}, typedIDs(res.Matches)); diff != "" {
+		t.Errorf("$everything _type (-want +got):\n%s", diff)
+	}
+	res, err = st.Everything(context.Background(), "p1", time.Now().Add(time.Hour), nil, 100, "")
+	if err != nil || len(res.Matches) != 0 {
+		t.Errorf("$everything _since future: %v, %d matches", err, len(res.Matches))
+	}
+	if _, err := st.Everything(context.Background(), "nobody", time.Time{}, nil, 10, ""); !errors.Is(err, fhirstore.ErrNotFound) {
+		t.Errorf("$everything of a missing patient: %v, want ErrNotFound", err)
+	}
+}
+
+func testSearchLastN(t *testing.T, st *fhirstore.Store) {
+	tests := []struct {
+		name  string
+		codes []string
+		max   int
+		want  []string
+	}{
+		{"latest heart rate", []string{"http://loinc.org|8867-4"}, 1, []string{"o2"}},
+		{"two of each", []string{"8867-4", "8310-5"}, 2, []string{"o2", "o1", "o3"}},
+		{"all codes", nil, 1, []string{"o2", "o3", "o8"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := st.LastN(context.Background(), "p1", tc.codes, tc.max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := resultIDs(got, true)
+			w := tc.want
+			if tc.codes == nil {
+				sort.Strings(g)
+			}
+			if diff := cmp.Diff(w, g); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func testSearchUpdates(t *testing.T, st *fhirstore.Store) {
+	ctx := context.Background()
+	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		_, _, err := tx.Update(ctx, "Patient", "p3", "PUT", func(cur *fhirstore.Resource) (map[string]any, error) {
+			return map[string]any{"resourceType": "Patient", "gender": "other", "name": []any{map[string]any{"family": "Jones"}}}, nil
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := searchIDs(t, st, "Patient", "family=smith", false); len(got) != 0 {
+		t.Errorf("old name still found after update: %v", got)
+	}
+	if diff := cmp.Diff([]string{"p3"}, searchIDs(t, st, "Patient", "family=jones&gender=other", false)); diff != "" {
+		t.Errorf("new values (-want +got):\n%s", diff)
+	}
+	err = st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		_, err := tx.Delete(ctx, "Observation", "o1", nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"o2"}, searchIDs(t, st, "Observation", "code=8867-4", false)); diff != "" {
+		t.Errorf("deleted resource still found (-want +got):\n%s", diff)
+	}
+}
+
+func testSearchCustomParameter(t *testing.T, st *fhirstore.Store) {
+	ctx := context.Background()
+	sp := map[string]any{
+		"resourceType": "SearchParameter", "url": "http://vigil.example/SearchParameter/obs-device-display",
+		"name": "device-display", "status": "active", "code": "device-display", "base": []any{"Observation"},
+		"type": "string", "expression": "Observation.device.display", "description": "Display of the device",
+	}
+	withDevice := func(id, display string) map[string]any {
+		o := observation("p1", cc("http://loinc.org", "8867-4", ""), "2024-06-01")
+		o["device"] = map[string]any{"display": display}
+		return o
+	}
+	// Written before the parameter exists: found only after Reindex.
+	if err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		_, err := tx.CreateWithID(ctx, "Observation", "before", withDevice("before", "Oximeter One"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, "device-display=oxi")}); err == nil {
+		t.Fatal("unknown parameter accepted before registration")
+	}
+	bad := map[string]any{"resourceType": "SearchParameter", "status": "active", "code": "x", "base": []any{"Observation"},
+		"type": "string", "expression": "Observation.(("}
+	if err := st.InTx(ctx, func(tx *fhirstore.Tx) error { _, err := tx.Create(ctx, "SearchParameter", bad); return err }); !errors.Is(err, fhirstore.ErrInvalid) {
+		t.Errorf("invalid expression: got %v, want ErrInvalid", err)
+	}
+	if err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		_, err := tx.CreateWithID(ctx, "SearchParameter", "sp1", sp)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		_, err := tx.CreateWithID(ctx, "Observation", "after", withDevice("after", "Oximeter Two"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"after"}, searchIDs(t, st, "Observation", "device-display=oxi", false)); diff != "" {
+		t.Errorf("before reindex (-want +got):\n%s", diff)
+	}
+	var calls []string
+	if err := st.Reindex(ctx, "Observation", func(done, total int) { calls = append(calls, fmt.Sprintf("%d/%d", done, total)) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) == 0 || !strings.HasPrefix(calls[len(calls)-1], "11/11") {
+		t.Errorf("progress calls %v, want to end at 11/11", calls)
+	}
+	if diff := cmp.Diff([]string{"after", "before"}, searchIDs(t, st, "Observation", "device-display=oxi", false)); diff != "" {
+		t.Errorf("after reindex (-want +got):\n%s", diff)
+	}
+	if err := st.Reindex(ctx, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"o1", "o2"}, searchIDs(t, st, "Observation", "code=8867-4&patient=p1&date=lt2024-02", false)); diff != "" {
+		t.Errorf("system reindex changed results (-want +got):\n%s", diff)
+	}
+	found := false
+	for _, p := range st.SearchParams("Observation") {
+		if p.Name == "device-display" && p.Type == "string" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("SearchParams does not list the custom parameter")
+	}
+}
+
+func testTxSearch(t *testing.T, st *fhirstore.Store) {
+	ctx := context.Background()
+	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		o := observation("p2", cc("http://loinc.org", "8867-4", ""), "2024-07-01")
+		if _, err := tx.CreateWithID(ctx, "Observation", "intx", o); err != nil {
+			return err
+		}
+		res, err := tx.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, "patient=p2&code=8867-4")})
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]string{"intx"}, resultIDs(res.Matches, false)); diff != "" {
+			t.Errorf("transaction search does not see its own write (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
