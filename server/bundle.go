@@ -33,6 +33,10 @@ type entry struct {
 	noop *fhirstore.Resource
 	// err is a batch entry that could not be parsed; it is answered with this error.
 	err *Error
+	// op is set for an operation URL ([type]/$op, [type]/[id]/$op): such an entry is
+	// run through the dispatcher, not as a write, and its resource is the operation's
+	// input (a Parameters or the resource to work on).
+	op bool
 }
 
 // bundle serves POST [base] with a transaction or batch Bundle.
@@ -93,6 +97,7 @@ func (s *Server) parseEntry(i int, raw any) (*entry, *Error) {
 		return nil, errorf(http.StatusBadRequest, "invalid", "entry %d: request.url %q names no resource type", i, e.rawURL).withExpr(where + ".request.url")
 	}
 	e.typ = segs[0]
+	e.op = strings.HasPrefix(segs[len(segs)-1], "$")
 	if !s.types[e.typ] {
 		return nil, errorf(http.StatusNotFound, "not-supported", "entry %d: unknown resource type %q", i, e.typ).withExpr(where + ".request.url")
 	}
@@ -105,13 +110,13 @@ func (s *Server) parseEntry(i int, raw any) (*entry, *Error) {
 			return nil, errorf(http.StatusBadRequest, "invalid", "entry %d: bad version in %q", i, e.rawURL).withExpr(where + ".request.url")
 		}
 		e.vid = v
-	} else if len(segs) > 2 && e.method != http.MethodGet {
+	} else if len(segs) > 2 && e.method != http.MethodGet && !e.op {
 		return nil, errorf(http.StatusBadRequest, "invalid", "entry %d: request.url %q is not a resource URL", i, e.rawURL).withExpr(where + ".request.url")
 	}
 	if (e.method == http.MethodPost || e.method == http.MethodPut) && e.resource == nil {
 		return nil, errorf(http.StatusBadRequest, "required", "entry %d: %s needs a resource", i, e.method).withExpr(where + ".resource")
 	}
-	if e.resource != nil && (e.method == http.MethodPost || e.method == http.MethodPut) {
+	if e.resource != nil && !e.op && (e.method == http.MethodPost || e.method == http.MethodPut) {
 		if rt, _ := e.resource["resourceType"].(string); rt != e.typ {
 			return nil, errorf(http.StatusBadRequest, "invalid", "entry %d: resource type %s does not match request.url %q", i, rt, e.rawURL).withExpr(where + ".resource")
 		}
@@ -149,7 +154,9 @@ func (s *Server) transaction(ctx context.Context, req *request, entries []*entry
 			return err
 		}
 		for _, e := range ordered {
-			if e.method == http.MethodGet || e.method == http.MethodHead {
+			// Reads and operations (only $validate, which writes nothing) run after the
+			// writes committed, so they see them.
+			if e.method == http.MethodGet || e.method == http.MethodHead || e.op {
 				gets = append(gets, e)
 				continue
 			}
@@ -192,6 +199,9 @@ func (s *Server) resolveIdentities(ctx context.Context, tx *fhirstore.Tx, entrie
 		return nil
 	}
 	for _, e := range entries {
+		if e.op {
+			continue
+		}
 		where := fmt.Sprintf("Bundle.entry[%d]", e.index)
 		switch e.method {
 		case http.MethodPost:
