@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,8 +43,12 @@ type entry struct {
 // bundle serves POST [base] with a transaction or batch Bundle.
 func (s *Server) bundle(ctx context.Context, req *request) (*response, error) {
 	b, fe := s.parseResource(req.body, "Bundle")
+	var entryErrs map[int]*Error
 	if fe != nil {
-		return nil, fe
+		// In a batch, an invalid entry fails alone; only a broken envelope fails all.
+		if b, entryErrs = s.batchEntryErrors(req.body, fe); b == nil {
+			return nil, fe
+		}
 	}
 	typ, _ := b["type"].(string)
 	if typ != "transaction" && typ != "batch" {
@@ -52,6 +57,10 @@ func (s *Server) bundle(ctx context.Context, req *request) (*response, error) {
 	raw, _ := b["entry"].([]any)
 	entries := make([]*entry, 0, len(raw))
 	for i, r := range raw {
+		if ee := entryErrs[i]; ee != nil {
+			entries = append(entries, &entry{index: i, err: ee})
+			continue
+		}
 		e, fe := s.parseEntry(i, r)
 		if fe != nil {
 			if typ == "batch" {
@@ -66,6 +75,42 @@ func (s *Server) bundle(ctx context.Context, req *request) (*response, error) {
 		return s.batch(ctx, req, entries)
 	}
 	return s.transaction(ctx, req, entries)
+}
+
+var entryExpr = regexp.MustCompile(`^Bundle\.entry\[(\d+)\]`)
+
+// batchEntryErrors splits the validation errors of a batch Bundle by entry. When every
+// error lies within an entry (Bundle.entry[i]...), it returns the decoded Bundle and a 400
+// per failing entry; otherwise (not a batch, not JSON, an error in the envelope) nil.
+func (s *Server) batchEntryErrors(body []byte, fe *Error) (map[string]any, map[int]*Error) {
+	if fe.Status != http.StatusBadRequest {
+		return nil, nil
+	}
+	b, err := decodeJSON(body)
+	if err != nil || b["type"] != "batch" {
+		return nil, nil
+	}
+	errs := map[int]*Error{}
+	for _, is := range fe.Issues {
+		idx := -1
+		for _, ex := range is.Expression {
+			if m := entryExpr.FindStringSubmatch(ex); m != nil {
+				idx, _ = strconv.Atoi(m[1])
+				break
+			}
+		}
+		if idx < 0 {
+			if is.Severity == "error" || is.Severity == "fatal" {
+				return nil, nil
+			}
+			continue
+		}
+		if errs[idx] == nil {
+			errs[idx] = &Error{Status: http.StatusBadRequest}
+		}
+		errs[idx].Issues = append(errs[idx].Issues, is)
+	}
+	return b, errs
 }
 
 func (s *Server) parseEntry(i int, raw any) (*entry, *Error) {
