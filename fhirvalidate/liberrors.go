@@ -3,6 +3,7 @@ package fhirvalidate
 import (
 	"errors"
 	"reflect"
+	"strings"
 )
 
 // unmarshalErrors extracts the parse errors of google/fhir/go's unmarshaller. They are
@@ -15,7 +16,26 @@ func unmarshalErrors(err error) (list []parseError, ok bool) {
 			return list, true
 		}
 	}
-	return nil, false
+	return parseErrorText(err.Error())
+}
+
+// parseErrorText reads parse errors from their text, one per line: `error at "<path>":
+// <details>`, as the library prints them. It is the fallback should the library's error
+// types change shape; ok is false when a line does not have that form.
+func parseErrorText(text string) (list []parseError, ok bool) {
+	for line := range strings.Lines(text) {
+		line = strings.TrimRight(line, "\n")
+		rest, found := strings.CutPrefix(line, `error at "`)
+		if !found {
+			return nil, false
+		}
+		path, details, found := strings.Cut(rest, `": `)
+		if !found {
+			return nil, false
+		}
+		list = append(list, parseError{path: path, details: details})
+	}
+	return list, len(list) > 0
 }
 
 func reflectParseErrors(v reflect.Value) ([]parseError, bool) {

@@ -196,6 +196,9 @@ func TestValidate(t *testing.T) {
 		{name: "entry resource unknown type", body: bundle("collection", `{"resource":{"resourceType":"Vital"}}`), wantType: "Bundle", want: []want{{SeverityError, CodeNotSupported, "Bundle.entry[0].resource"}}},
 		{name: "entry resource empty string", body: bundle("transaction", `{"resource":{"resourceType":"Patient","gender":""},"request":{"method":"POST","url":"Patient"}}`), wantType: "Bundle", want: []want{{SeverityError, CodeValue, "Bundle.entry[0].resource.gender"}}},
 		{name: "entry resource script", body: bundle("transaction", `{"resource":`+narrative(`<div xmlns="http://www.w3.org/1999/xhtml"><script>1</script>x</div>`)+`,"request":{"method":"POST","url":"Observation"}}`), wantType: "Bundle", want: []want{{SeverityError, CodeSecurity, "Bundle.entry[0].resource.text.div"}}},
+		{name: "entries of a List are no Bundle entries", body: `{"resourceType":"List","status":"current","mode":"working","entry":[{"item":{"reference":"Patient/p1"}},{"item":{"reference":"Patient/p2"},"deleted":true}]}`, wantType: "List"},
+		{name: "Bundle with no entries", body: `{"resourceType":"Bundle","type":"searchset","total":0}`, wantType: "Bundle"},
+		{name: "Bundle without type", body: `{"resourceType":"Bundle","entry":[{"resource":` + patient + `,"request":{"method":"POST","url":"Patient"}}]}`, wantType: "Bundle", want: []want{{SeverityError, CodeRequired, "Bundle.type"}}},
 		{name: "nested bundle rules", body: bundle("batch-response", `{"resource":`+bundle("searchset", `{"resource":`+patient+`,"request":{"method":"GET","url":"Patient/p1"}}`)+`,"response":{"status":"200"}}`), wantType: "Bundle", want: []want{{SeverityError, CodeInvariant, "Bundle.entry[0].resource.entry[0].request"}}},
 	}
 	v := New(Options{})
