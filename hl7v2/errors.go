@@ -67,9 +67,7 @@ type Error struct {
 	Severity Severity // empty means SeverityError
 	Location Location // zero when the problem is not tied to one place
 	Message  string
-	Err      error // underlying cause, if any
-
-	isLimit bool
+	Err      error // underlying cause, if any; ErrLimit for limit errors
 }
 
 func newError(code ErrorCode, loc Location, msg string) *Error {
@@ -95,10 +93,8 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is makes errors.Is(err, ErrLimit) true for limit errors.
-func (e *Error) Is(target error) bool { return target == ErrLimit && e.isLimit }
-
-// ErrLimit is matched (errors.Is) by errors about a message over a configured limit.
+// ErrLimit is matched (errors.Is) by errors about a message over a configured limit: the Err
+// of such an *Error.
 var ErrLimit = errors.New("hl7v2: limit exceeded")
 
 // AsError returns the *Error in err's chain, or, for any other error, a new code 207
@@ -116,11 +112,14 @@ func AsError(err error) *Error {
 }
 
 // AckCodeFor returns the original-mode acknowledgment code for err: AA for nil, AR when the
-// message is rejected for its type, event, processing id or version (codes 200 to 203), AE
-// otherwise.
+// message is rejected for its type, event, processing id or version (codes 200 to 203) or for
+// being over a limit (ErrLimit: sending it again cannot help), AE otherwise.
 func AckCodeFor(err error) AckCode {
 	if err == nil {
 		return AA
+	}
+	if errors.Is(err, ErrLimit) {
+		return AR
 	}
 	switch AsError(err).Code {
 	case CodeUnsupportedMessageType, CodeUnsupportedEventCode, CodeUnsupportedProcessingID, CodeUnsupportedVersionID:

@@ -70,7 +70,7 @@ func orDefault(v, def int) int {
 }
 
 func limitError(loc Location, msg string) *Error {
-	return &Error{Code: CodeInternalError, Severity: SeverityError, Location: loc, Message: msg, isLimit: true}
+	return &Error{Code: CodeInternalError, Severity: SeverityError, Location: loc, Message: msg, Err: ErrLimit}
 }
 
 // trimLeading drops a UTF-8 byte order mark and blank lines before the first segment.

@@ -24,9 +24,28 @@ const (
 // DefaultMaxFrameSize is the largest frame a Reader accepts when none is given.
 const DefaultMaxFrameSize = 16 << 20
 
-// ErrFrameTooLarge is returned by ReadFrame for a frame over the maximum size. The frame is
-// dropped; the next ReadFrame resumes at the next start byte.
+// ErrFrameTooLarge is matched (errors.Is) by the *FrameTooLargeError that ReadFrame returns
+// for a frame over the maximum size. The frame is dropped; the next ReadFrame resumes at the
+// next start byte.
 var ErrFrameTooLarge = errors.New("mllp: frame too large")
+
+// headSize is how much of an oversized frame FrameTooLargeError keeps: enough for an MSH
+// segment, so that the frame can still be rejected with an acknowledgment.
+const headSize = 4096
+
+// FrameTooLargeError reports a frame over the maximum size.
+type FrameTooLargeError struct {
+	Max  int    // the maximum frame size
+	Head []byte // the first bytes of the frame (up to 4 KiB)
+}
+
+// Error implements error.
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("mllp: frame too large: over %d bytes", e.Max)
+}
+
+// Is makes errors.Is(err, ErrFrameTooLarge) true.
+func (e *FrameTooLargeError) Is(target error) bool { return target == ErrFrameTooLarge }
 
 // Reader reads MLLP frames. Bytes outside frames are dropped and counted. A ReadFrame cut by
 // a timeout can be called again: the partial frame is kept.
@@ -79,9 +98,11 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		}
 		if len(r.buf)+len(data) > r.max {
 			r.dropped += int64(len(r.buf) + len(data) + 1)
+			head := append([]byte(nil), r.buf[:min(len(r.buf), headSize)]...)
+			head = append(head, data[:min(len(data), headSize-len(head))]...)
 			r.buf = nil
 			r.inFrame = false
-			return nil, fmt.Errorf("%w: over %d bytes", ErrFrameTooLarge, r.max)
+			return nil, &FrameTooLargeError{Max: r.max, Head: head}
 		}
 		r.buf = append(r.buf, data...)
 		switch {

@@ -1,6 +1,7 @@
 package mllp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -297,6 +298,13 @@ func (c *serverConn) serve() {
 			switch {
 			case errors.Is(err, ErrFrameTooLarge):
 				log.Warn("mllp frame too large; dropped", "max_bytes", r.max)
+				var tl *FrameTooLargeError
+				if errors.As(err, &tl) {
+					if werr := c.rejectOversized(log, tl); werr != nil {
+						log.Info("mllp acknowledgment not written", "err", werr)
+						return
+					}
+				}
 				continue
 			case errors.Is(err, io.EOF):
 				log.Debug("mllp connection closed by peer", "dropped_bytes", r.Dropped())
@@ -342,12 +350,7 @@ func (c *serverConn) handle(log *slog.Logger, frame []byte) error {
 		log.Debug("mllp message handled; no acknowledgment", "bytes", len(frame), "duration", time.Since(start))
 		return nil
 	}
-	if d := durationOr(s.WriteTimeout, DefaultWriteTimeout); d > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
-	} else {
-		_ = c.nc.SetWriteDeadline(time.Time{})
-	}
-	if err := WriteFrame(c.nc, ack); err != nil {
+	if err := c.writeACK(ack); err != nil {
 		return err
 	}
 	if s.LogMessageContentPHI {
@@ -355,6 +358,33 @@ func (c *serverConn) handle(log *slog.Logger, frame []byte) error {
 	}
 	log.Debug("mllp message handled", "bytes", len(frame), "ack_bytes", len(ack), "duration", time.Since(start))
 	return nil
+}
+
+// rejectOversized answers a frame too large to read with AR (CR in enhanced mode) when its
+// head holds a whole MSH segment, so that the sender stops resending it.
+func (c *serverConn) rejectOversized(log *slog.Logger, tl *FrameTooLargeError) error {
+	i := bytes.IndexAny(tl.Head, "\r\n")
+	if i < 0 {
+		return nil // the MSH segment is cut: its control ID cannot be trusted
+	}
+	c.setBusy()
+	herr := &hl7v2.Error{Code: hl7v2.CodeInternalError, Severity: hl7v2.SeverityError,
+		Message: fmt.Sprintf("message is larger than the limit of %d bytes", tl.Max), Err: hl7v2.ErrLimit}
+	ack := c.errorACK(log, tl.Head[:i+1], herr)
+	if ack == nil {
+		return nil
+	}
+	return c.writeACK(ack)
+}
+
+// writeACK writes one acknowledgment within the write timeout.
+func (c *serverConn) writeACK(ack []byte) error {
+	if d := durationOr(c.s.WriteTimeout, DefaultWriteTimeout); d > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	} else {
+		_ = c.nc.SetWriteDeadline(time.Time{})
+	}
+	return WriteFrame(c.nc, ack)
 }
 
 // callHandler runs the Handler, turning a panic into an error.

@@ -206,8 +206,19 @@ func TestServerOversizedFrame(t *testing.T) {
 	if _, err := c.Write([]byte(big + frame(string(testMessage("SMALL"))))); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.readACK(t).Get("MSA-2"); got != "SMALL" {
-		t.Errorf("first ACK answers %q, want SMALL (the oversized frame is dropped)", got)
+	reject := c.readACK(t)
+	if reject.Get("MSA-1") != "AR" || reject.Get("MSA-2") != "BIG" || reject.Get("ERR-3") != "207" {
+		t.Errorf("oversized frame answered %q, want AR 207 for BIG", reject.String())
+	}
+	if got := c.readACK(t); got.Get("MSA-2") != "SMALL" || got.Get("MSA-1") != "AA" {
+		t.Errorf("second ACK = %q, want AA for SMALL", got.String())
+	}
+	c2 := dialRaw(t, c.RemoteAddr().String())
+	if _, err := c2.Write([]byte(frame("MSH|^~\\&|cut in the middle of the header"+strings.Repeat("x", 2000)) + frame(string(testMessage("AFTER"))))); err != nil {
+		t.Fatal(err)
+	}
+	if got := c2.readACK(t).Get("MSA-2"); got != "AFTER" {
+		t.Errorf("ACK answers %q, want AFTER (no ACK for a frame whose MSH is cut)", got)
 	}
 }
 
