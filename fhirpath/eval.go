@@ -54,6 +54,16 @@ type evalCtx struct {
 	depth    int
 }
 
+// evalState bundles the per-evaluation state into one allocation.
+type evalState struct {
+	c  evalCtx
+	s  scope
+	in [1]Value
+}
+
+// noEnv is the environment of Evaluate(input, nil); it is never modified.
+var noEnv Env
+
 type scope struct {
 	this     Collection
 	index    int
@@ -77,16 +87,24 @@ func (e *Expression) Evaluate(input any, env *Env) (res Collection, err error) {
 		}
 	}()
 	if env == nil {
-		env = &Env{}
+		env = &noEnv
 	}
-	c := &evalCtx{env: env, maxDepth: env.MaxDepth, maxItems: env.MaxItems}
+	// One allocation holds the context, the root scope and the input item.
+	st := &evalState{c: evalCtx{env: env, maxDepth: env.MaxDepth, maxItems: env.MaxItems}}
+	c := &st.c
 	if c.maxDepth <= 0 {
 		c.maxDepth = DefaultMaxDepth
 	}
 	if c.maxItems <= 0 {
 		c.maxItems = DefaultMaxItems
 	}
-	c.input = toCollection(input)
+	switch input.(type) {
+	case nil, Collection, Value, []Value:
+		c.input = toCollection(input)
+	default:
+		st.in[0] = NewValue(input)
+		c.input = st.in[:]
+	}
 	c.resource = c.input
 	if env.Resource != nil {
 		c.resource = toCollection(env.Resource)
@@ -96,7 +114,8 @@ func (e *Expression) Evaluate(input any, env *Env) (res Collection, err error) {
 		c.rootRes = toCollection(env.RootResource)
 	}
 	c.now = env.Now
-	s := &scope{this: c.input}
+	s := &st.s
+	s.this = c.input
 	out, err := e.root.eval(c, s, c.input)
 	if err != nil {
 		return nil, fmt.Errorf("fhirpath: evaluate %q: %w", truncate(e.src, 80), err)
@@ -671,6 +690,14 @@ func (n *binNode) evalLogic(c *evalCtx, s *scope, focus Collection) (Collection,
 
 // union merges two collections removing duplicates.
 func union(c *evalCtx, l, r Collection) (Collection, error) {
+	switch {
+	case len(l)+len(r) == 0:
+		return nil, nil
+	case len(l) == 0 && len(r) == 1:
+		return r, nil
+	case len(r) == 0 && len(l) == 1:
+		return l, nil
+	}
 	if err := c.checkItems(len(l) + len(r)); err != nil {
 		return nil, err
 	}

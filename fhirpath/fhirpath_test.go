@@ -761,3 +761,39 @@ func TestValueLocation(t *testing.T) {
 		t.Errorf("Path() = %q", v.Path())
 	}
 }
+
+func TestValueConversions(t *testing.T) {
+	eval := func(expr, in string) Value {
+		t.Helper()
+		c, err := MustCompile(expr).Evaluate(fixture(t, in), nil)
+		if err != nil || len(c) != 1 {
+			t.Fatalf("%s = %v, %v", expr, c, err)
+		}
+		return c[0]
+	}
+	if s, ok := eval("Patient.gender", pat).AsString(); !ok || s != "male" {
+		t.Errorf("AsString = %q, %v", s, ok)
+	}
+	if _, ok := eval("Patient.active", pat).AsString(); ok {
+		t.Errorf("boolean AsString ok")
+	}
+	if b, ok := eval("Patient.active", pat).AsBool(); !ok || !b {
+		t.Errorf("AsBool = %v, %v", b, ok)
+	}
+	if n, ok := eval("Patient.telecom[1].rank", pat).AsInteger(); !ok || n != 1 {
+		t.Errorf("AsInteger = %v, %v", n, ok)
+	}
+	if d, ok := eval("Observation.value.value", obs).AsDecimal(); !ok || d.String() != "185" {
+		t.Errorf("AsDecimal = %v, %v", d, ok)
+	}
+	if tm, ok := eval("Patient.birthDate", pat).AsTemporal(); !ok || tm.String() != "1974-12-25" || !tm.IsDate() || tm.Precision() != PrecDay {
+		t.Errorf("AsTemporal = %v, %v", tm, ok)
+	}
+	q, ok := eval("Observation.value", obs).AsQuantity()
+	if !ok || q.Unit != "[lb_av]" || q.Value.String() != "185" {
+		t.Errorf("AsQuantity = %v, %v", q, ok)
+	}
+	if _, ok := eval("Observation.code", obs).AsQuantity(); ok {
+		t.Errorf("CodeableConcept AsQuantity ok")
+	}
+}

@@ -535,3 +535,47 @@ func ParseJSON(b []byte) (any, error) {
 	}
 	return v, nil
 }
+
+// AsString returns the item as a string if it is a string-like primitive
+// (FHIR string, code, uri, id ... or System.String).
+func (v Value) AsString() (string, bool) {
+	if v.data == nil || v.kindOf() != sysString {
+		return "", false
+	}
+	return v.toStringValue()
+}
+
+// AsBool returns the item as a boolean if it is one.
+func (v Value) AsBool() (bool, bool) { return v.boolValue() }
+
+// AsInteger returns the item as an integer if it is one (FHIR integer,
+// positiveInt, unsignedInt or System.Integer).
+func (v Value) AsInteger() (int64, bool) {
+	if v.kindOf() != sysInteger {
+		return 0, false
+	}
+	return v.integer()
+}
+
+// AsDecimal returns the item as an exact decimal if it is a number.
+func (v Value) AsDecimal() (Decimal, bool) {
+	switch v.kindOf() {
+	case sysInteger, sysDecimal:
+		return v.decimal()
+	}
+	return Decimal{}, false
+}
+
+// AsTemporal returns the item as a Temporal if it is a date, dateTime,
+// instant or time (FHIR or System).
+func (v Value) AsTemporal() (Temporal, bool) { return v.temporal() }
+
+// AsQuantity returns the item as a Quantity if it is a FHIR Quantity (or a
+// specialisation such as Age) with a value, or a System.Quantity. The unit is
+// the UCUM code when present, else the human unit.
+func (v Value) AsQuantity() (Quantity, bool) {
+	if v.kindOf() != sysQuantity {
+		return Quantity{}, false
+	}
+	return v.quantity()
+}
