@@ -417,6 +417,8 @@ func TestFunctions(t *testing.T) {
 		{name: "toDate", expr: "'2020-02-03'.toDate()", want: s("2020-02-03")},
 		{name: "toDate from datetime", expr: "@2020-02-03T10:00:00Z.toDate()", want: s("2020-02-03")},
 		{name: "toDate invalid", expr: "'2020-13'.toDate()"},
+		{name: "convertsToDate", expr: "'2020-02'.convertsToDate()", want: T},
+		{name: "convertsToDate invalid", expr: "'02/03/2020'.convertsToDate()", want: F},
 		{name: "toDateTime from date", expr: "@2020-02-03.toDateTime() is DateTime", want: T},
 		{name: "toDateTime fhir", expr: "Patient.birthDate.toDateTime()", input: pat, want: s("1974-12-25")},
 		{name: "toBoolean integer", expr: "0.toBoolean()", want: F},
@@ -500,6 +502,7 @@ func TestFunctions(t *testing.T) {
 		{name: "children codes", expr: "Questionnaire.children().code.count()", input: qst, want: s("2")},
 		{name: "descendants typed", expr: "Observation.descendants().ofType(Quantity).value", input: bp, want: s("107", "60")},
 		// utility
+		{name: "trace with projection", expr: "Patient.name.trace('n', given).count()", input: pat, want: s("3")},
 		{name: "trace passes input", expr: "Patient.gender.trace('g')", input: pat, want: s("male")},
 		{name: "now", expr: "now()", want: s("2024-05-17T10:30:15.250+02:00")},
 		{name: "today", expr: "today()", want: s("2024-05-17")},
