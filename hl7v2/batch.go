@@ -48,8 +48,8 @@ func ParseBatch(data []byte) (*BatchFile, error) {
 // are checked when present; a mismatch, a misplaced or missing header or trailer is a 100
 // error at the segment.
 func (p *Parser) ParseBatch(data []byte) (*BatchFile, error) {
-	if len(data) > DefaultMaxBatchBytes {
-		return nil, limitError(Location{}, fmt.Sprintf("batch of %d bytes is over the limit of %d", len(data), DefaultMaxBatchBytes))
+	if maxBytes := orDefault(p.MaxBatchBytes, DefaultMaxBatchBytes); len(data) > maxBytes {
+		return nil, limitError(Location{}, fmt.Sprintf("batch of %d bytes is over the limit of %d", len(data), maxBytes))
 	}
 	data = trimLeading(data)
 	if len(data) < 3 {

@@ -68,6 +68,17 @@ func TestParseBatchErrors(t *testing.T) {
 	}
 }
 
+func TestParseBatchLimit(t *testing.T) {
+	p := Parser{MaxBatchBytes: 100}
+	if _, err := p.ParseBatch(readFixture(t, "batch_file.hl7")); !errors.Is(err, ErrLimit) {
+		t.Errorf("ParseBatch over MaxBatchBytes = %v, want ErrLimit", err)
+	}
+	p = Parser{MaxSegments: 2}
+	if _, err := p.ParseBatch(readFixture(t, "batch_file.hl7")); !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "batch message 1") {
+		t.Errorf("ParseBatch with a message over MaxSegments = %v, want ErrLimit in message 1", err)
+	}
+}
+
 func TestParseBatchWithoutHeaders(t *testing.T) {
 	in := "MSH|^~\\&|S|SF|R|RF|20261125||ORU^R01|A|P|2.6\nPID|1\nMSH|^~\\&|S|SF|R|RF|20261125||ORU^R01|B|P|2.6\nPID|2\n"
 	f, err := ParseBatch([]byte(in))

@@ -22,6 +22,7 @@ type Parser struct {
 	MaxBytes       int // largest message accepted, in bytes
 	MaxSegments    int // most segments in one message
 	MaxRepetitions int // most repetitions of one field
+	MaxBatchBytes  int // largest batch accepted by ParseBatch (default DefaultMaxBatchBytes)
 }
 
 // Parse parses one message with the default limits. See Parser.Parse.
