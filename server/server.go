@@ -38,6 +38,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Validator checks every written resource. Default: fhirvalidate.New with defaults.
 	Validator *fhirvalidate.Validator
+	// Ingest configures the device ingest endpoint.
+	Ingest IngestConfig
 }
 
 // Server serves the FHIR API over a Store.
@@ -118,6 +120,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	e.POST("/ingest/readings", s.ingest)
 	fhir := s.handleFHIR
 	e.Any("/fhir", fhir)
 	e.Any("/fhir/", fhir)

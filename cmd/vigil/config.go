@@ -24,6 +24,7 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+	CreatePatients  bool
 }
 
 // envFlags binds each flag to a VIGIL_* variable: the variable sets the default, the flag
@@ -43,6 +44,17 @@ func (e *envFlags) String(p *string, name, envName, def, help string) {
 		def = v
 	}
 	e.fs.StringVar(p, name, def, fmt.Sprintf("%s (env %s)", help, envName))
+}
+
+func (e *envFlags) Bool(p *bool, name, envName string, def bool, help string) {
+	if v, ok := e.env(envName); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil && e.err == nil {
+			e.err = usageError{fmt.Errorf("%s=%q: not a boolean", envName, v)}
+		}
+		def = b
+	}
+	e.fs.BoolVar(p, name, def, fmt.Sprintf("%s (env %s)", help, envName))
 }
 
 func (e *envFlags) Int64(p *int64, name, envName string, def int64, help string) {
@@ -81,6 +93,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	ef.Duration(&c.ShutdownTimeout, "shutdown-timeout", "VIGIL_SHUTDOWN_TIMEOUT", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
 	ef.String(&c.LogLevel, "log-level", "VIGIL_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	ef.String(&c.LogFormat, "log-format", "VIGIL_LOG_FORMAT", "json", "log format: json or text")
+	ef.Bool(&c.CreatePatients, "ingest-create-patients", "VIGIL_INGEST_CREATE_PATIENTS", true, "let device ingest create a Patient for an unknown patient identifier (false: such readings are rejected)")
 	if ef.err != nil {
 		return nil, ef.err
 	}

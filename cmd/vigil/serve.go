@@ -36,7 +36,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if base == "" {
 		base = "http://" + l.Addr().String()
 	}
-	srv := server.New(st, server.Config{BaseURL: strings.TrimRight(base, "/"), MaxBodyBytes: cfg.MaxBodyBytes, Logger: log})
+	srv := server.New(st, server.Config{BaseURL: strings.TrimRight(base, "/"), MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
+		Ingest: server.IngestConfig{CreatePatients: cfg.CreatePatients}})
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

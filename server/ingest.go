@@ -1,0 +1,272 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/vigil-health/vigil/fhirstore"
+	"github.com/vigil-health/vigil/mappers"
+)
+
+// IngestConfig configures POST /ingest/readings.
+type IngestConfig struct {
+	// CreatePatients lets ingest create a Patient (with just the identifier) for a reading
+	// whose patient identifier matches none; when false such readings are rejected.
+	CreatePatients bool
+	// ClockSkew is how far in the future a reading's time may be. Default 5 minutes.
+	ClockSkew time.Duration
+}
+
+// ingestResult is the per-reading outcome returned to the client.
+type ingestResult struct {
+	Index       int    `json:"index"`
+	Status      string `json:"status"` // created | duplicate | rejected
+	Observation string `json:"observation,omitempty"`
+	Device      string `json:"device,omitempty"`
+	Patient     string `json:"patient,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+type ingestResponse struct {
+	Format     string         `json:"format"`
+	Created    int            `json:"created"`
+	Duplicates int            `json:"duplicates"`
+	Rejected   int            `json:"rejected"`
+	Committed  bool           `json:"committed"`
+	Results    []ingestResult `json:"results"`
+}
+
+// ingest serves POST /ingest/readings: a batch of device readings (Vigil compact JSON or
+// Open mHealth data points) becomes Device and Observation resources in one transaction.
+// Bad readings are rejected with a reason; their good siblings land unless the request
+// says atomic=true. A retried reading is recognised by its identifier and stored once.
+func (s *Server) ingest(c echo.Context) error {
+	c.Set(ctxInteraction, "ingest")
+	hr := c.Request()
+	body, fe := s.readBody(hr)
+	if fe != nil {
+		return fe
+	}
+	q := hr.URL.Query()
+	atomic := q.Get("atomic") == "true"
+	opts := mappers.OMHOptions{PatientSystem: q.Get("patient-system")}
+	if d := q.Get("device"); d != "" {
+		sys, val, ok := strings.Cut(d, "|")
+		if !ok {
+			sys, val = "", d
+		}
+		opts.Device = mappers.DeviceInfo{Identifier: mappers.Identifier{System: sys, Value: val}, Type: q.Get("device-type")}
+	}
+	if p := q.Get("patient"); p != "" {
+		sys, val, ok := strings.Cut(p, "|")
+		if !ok {
+			sys, val = opts.PatientSystem, p
+		}
+		opts.Patient = mappers.Identifier{System: sys, Value: val}
+	}
+	batch, format, err := mappers.Parse(body, opts)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "structure", "unusable ingest document: %v", err)
+	}
+	skew := s.cfg.Ingest.ClockSkew
+	if skew <= 0 {
+		skew = 5 * time.Minute
+	}
+	valid := batch.Validate(s.store.Now(), skew)
+	resp := &ingestResponse{Format: fmt.Sprint(format)}
+	rejected := map[int]string{}
+	for _, ie := range valid.Errors {
+		rejected[ie.Index] = ie.Err.Error()
+	}
+	n := len(valid.Readings) + len(valid.Errors)
+	results := make([]ingestResult, n)
+	for i := range results {
+		results[i].Index = i
+	}
+	for i, reason := range rejected {
+		if i >= 0 && i < n {
+			results[i] = ingestResult{Index: i, Status: "rejected", Reason: reason}
+		}
+	}
+	if atomic && len(rejected) > 0 {
+		resp.Rejected = len(rejected)
+		resp.Results = results
+		return s.ingestReply(c, http.StatusUnprocessableEntity, resp)
+	}
+	err = s.store.InTx(hr.Context(), func(tx *fhirstore.Tx) error {
+		w := &ingestWriter{s: s, tx: tx, patients: map[string]string{}, devices: map[string]string{}}
+		for i := range valid.Readings {
+			r := &valid.Readings[i]
+			res, err := w.write(hr.Context(), r)
+			if err != nil {
+				var rej *rejection
+				if errors.As(err, &rej) {
+					if atomic {
+						return err
+					}
+					results[r.Index] = ingestResult{Index: r.Index, Status: "rejected", Reason: rej.reason}
+					continue
+				}
+				return err
+			}
+			results[r.Index] = res
+		}
+		return nil
+	})
+	var rej *rejection
+	if errors.As(err, &rej) {
+		resp.Rejected = 1 + len(rejected)
+		resp.Results = results
+		return s.ingestReply(c, http.StatusUnprocessableEntity, resp)
+	}
+	if err != nil {
+		return asError(err)
+	}
+	resp.Committed = true
+	for _, r := range results {
+		switch r.Status {
+		case "created":
+			resp.Created++
+		case "duplicate":
+			resp.Duplicates++
+		case "rejected":
+			resp.Rejected++
+		}
+	}
+	resp.Results = results
+	status := http.StatusOK
+	if resp.Created+resp.Duplicates == 0 && resp.Rejected > 0 {
+		status = http.StatusUnprocessableEntity
+	}
+	return s.ingestReply(c, status, resp)
+}
+
+func (s *Server) ingestReply(c echo.Context, status int, resp *ingestResponse) error {
+	b, _ := json.Marshal(resp)
+	return c.Blob(status, "application/json; charset=utf-8", b)
+}
+
+// rejection is a reading refused for a reason the client can fix (unknown patient...).
+type rejection struct{ reason string }
+
+func (r *rejection) Error() string { return r.reason }
+
+// ingestWriter writes the readings of one batch, remembering the patients and devices it
+// resolved so a batch from one device costs one lookup each.
+type ingestWriter struct {
+	s        *Server
+	tx       *fhirstore.Tx
+	patients map[string]string // identifier key -> "Patient/id"
+	devices  map[string]string // device key -> "Device/id"
+}
+
+func identKey(i mappers.Identifier) string { return i.System + "|" + i.Value }
+
+func (w *ingestWriter) write(ctx context.Context, r *mappers.Reading) (ingestResult, error) {
+	res := ingestResult{Index: r.Index}
+	patientRef, err := w.patient(ctx, r.Patient)
+	if err != nil {
+		return res, err
+	}
+	deviceRef, err := w.device(ctx, r.Device, patientRef)
+	if err != nil {
+		return res, err
+	}
+	res.Patient, res.Device = patientRef, deviceRef
+	ids, err := w.tx.FindIDs(ctx, "Observation", nil, []fhirstore.TokenMatch{{
+		Param: "identifier", System: mappers.ReadingIdentifierSystem, SystemSet: true, Code: r.ReadingID()}}, 1)
+	if err != nil {
+		return res, err
+	}
+	if len(ids) > 0 {
+		res.Status = "duplicate"
+		res.Observation = "Observation/" + ids[0]
+		return res, nil
+	}
+	obs, err := mappers.Observation(r, mappers.Refs{Subject: patientRef, Device: deviceRef})
+	if err != nil {
+		return res, &rejection{reason: err.Error()}
+	}
+	stored, err := w.tx.Create(ctx, "Observation", obs)
+	if err != nil {
+		return res, err
+	}
+	res.Status = "created"
+	res.Observation = "Observation/" + stored.ID
+	return res, nil
+}
+
+func (w *ingestWriter) patient(ctx context.Context, ident mappers.Identifier) (string, error) {
+	if ident.IsZero() {
+		return "", &rejection{reason: "the reading names no patient identifier"}
+	}
+	key := identKey(ident)
+	if ref, ok := w.patients[key]; ok {
+		return ref, nil
+	}
+	ids, err := w.tx.FindIDs(ctx, "Patient", nil, []fhirstore.TokenMatch{{Param: "identifier", System: ident.System, SystemSet: ident.System != "", Code: ident.Value}}, 2)
+	if err != nil {
+		return "", err
+	}
+	var ref string
+	switch len(ids) {
+	case 1:
+		ref = "Patient/" + ids[0]
+	case 0:
+		if !w.s.cfg.Ingest.CreatePatients {
+			return "", &rejection{reason: "no Patient has this identifier, and this deployment does not create patients from device data"}
+		}
+		p := map[string]any{"resourceType": "Patient", "identifier": []any{identJSON(ident)}}
+		created, err := w.tx.Create(ctx, "Patient", p)
+		if err != nil {
+			return "", err
+		}
+		ref = "Patient/" + created.ID
+	default:
+		return "", &rejection{reason: "more than one Patient has this identifier"}
+	}
+	w.patients[key] = ref
+	return ref, nil
+}
+
+func identJSON(i mappers.Identifier) map[string]any {
+	m := map[string]any{"value": i.Value}
+	if i.System != "" {
+		m["system"] = i.System
+	}
+	return m
+}
+
+func (w *ingestWriter) device(ctx context.Context, d mappers.DeviceInfo, patientRef string) (string, error) {
+	ident := mappers.DeviceIdentifier(d)
+	if ident.IsZero() {
+		return "", &rejection{reason: "the reading names no device"}
+	}
+	key := identKey(ident)
+	if ref, ok := w.devices[key]; ok {
+		return ref, nil
+	}
+	ids, err := w.tx.FindIDs(ctx, "Device", nil, []fhirstore.TokenMatch{{Param: "identifier", System: ident.System, SystemSet: ident.System != "", Code: ident.Value}}, 1)
+	if err != nil {
+		return "", err
+	}
+	var ref string
+	if len(ids) == 1 {
+		ref = "Device/" + ids[0]
+	} else {
+		created, err := w.tx.Create(ctx, "Device", mappers.Device(d, patientRef))
+		if err != nil {
+			return "", err
+		}
+		ref = "Device/" + created.ID
+	}
+	w.devices[key] = ref
+	return ref, nil
+}
