@@ -736,6 +736,9 @@ func collEqual(l, r Collection) (eq, known bool) {
 // itemEqual implements '=' on two items; known is false when the answer is
 // empty (dates of different precision).
 func itemEqual(a, b Value) (eq, known bool) {
+	if a.parent != nil && a.parent == b.parent && a.key == b.key && a.index == b.index {
+		return true, true // the same node of the input
+	}
 	ka, kb := a.kindOf(), b.kindOf()
 	if a.data == nil || b.data == nil {
 		return a.data == nil && b.data == nil && a.typ == b.typ, true
