@@ -119,7 +119,9 @@ func TestSpecExamples(t *testing.T) {
 	forBackends(t, func(t *testing.T, b storetest.Backend) {
 		ts := newTestServer(t, b)
 		start := time.Now()
-		t.Cleanup(func() { t.Logf("%d examples on %s in %v", len(files), b.Name, time.Since(start).Round(time.Millisecond)) })
+		t.Cleanup(func() {
+			t.Logf("%d examples on %s in %v", len(files), b.Name, time.Since(start).Round(time.Millisecond))
+		})
 		for _, f := range files {
 			t.Run(filepath.Base(f), func(t *testing.T) {
 				t.Parallel()
