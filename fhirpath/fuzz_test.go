@@ -69,3 +69,38 @@ func FuzzEvaluate(f *testing.F) {
 		}
 	})
 }
+
+func FuzzApplyPatch(f *testing.F) {
+	seeds := []string{
+		params(op(`{"name":"type","valueCode":"add"}`, `{"name":"path","valueString":"Patient"}`, `{"name":"name","valueString":"gender"}`, `{"name":"value","valueCode":"female"}`)),
+		params(op(`{"name":"type","valueCode":"insert"}`, `{"name":"path","valueString":"Patient.identifier"}`, `{"name":"index","valueInteger":1}`, `{"name":"value","valueIdentifier":{"system":"z"}}`)),
+		params(op(`{"name":"type","valueCode":"delete"}`, `{"name":"path","valueString":"Patient.name[0].given[1]"}`)),
+		params(op(`{"name":"type","valueCode":"replace"}`, `{"name":"path","valueString":"Patient.deceased"}`, `{"name":"value","valueDateTime":"2020"}`)),
+		params(op(`{"name":"type","valueCode":"move"}`, `{"name":"path","valueString":"Patient.identifier"}`, `{"name":"source","valueInteger":2}`, `{"name":"destination","valueInteger":0}`)),
+		params(op(`{"name":"type","valueCode":"add"}`, `{"name":"path","valueString":"Patient"}`, `{"name":"name","valueString":"contact"}`, `{"name":"value","part":[{"name":"name","valueHumanName":{"family":"P"}}]}`)),
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, patch string) {
+		p, err := ParseJSON([]byte(patch))
+		if err != nil {
+			return
+		}
+		res, err := ParseJSON([]byte(patchPatient))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := ApplyPatch(res, p)
+		if err != nil {
+			var pe *PatchError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %T %v is not a *PatchError", err, err)
+			}
+			return
+		}
+		if _, ok := out.(map[string]any); !ok {
+			t.Fatalf("ApplyPatch returned %T", out)
+		}
+	})
+}

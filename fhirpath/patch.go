@@ -72,7 +72,13 @@ type patchOp struct {
 // https://hl7.org/fhir/R4/fhirpatch.html) to a decoded resource and returns
 // the patched copy; resource itself is not modified. Operations are add,
 // insert, delete, replace and move, applied in order.
-func ApplyPatch(resource any, patch any) (any, error) {
+func ApplyPatch(resource any, patch any) (result any, err error) {
+	defer func() {
+		// A patch never panics the server; a bug here becomes a 422.
+		if r := recover(); r != nil {
+			result, err = nil, &PatchError{Operation: -1, Kind: ErrPatchUnprocessable, Msg: fmt.Sprintf("internal error: %v", r)}
+		}
+	}()
 	ops, err := parsePatch(patch)
 	if err != nil {
 		return nil, err
