@@ -180,8 +180,14 @@ func isGlucose(res map[string]any) bool {
 	return false
 }
 
-// Index implements Indexer.
+// Index implements Indexer. An expression that fails on the data (e.g. a singleton
+// violation in unusual but stored content) is skipped rather than blocking the write.
 func (x *SearchIndexer) Index(typ string, res map[string]any) (*IndexRows, error) {
+	return x.index(typ, res, false)
+}
+
+// index extracts the rows; strict returns the first evaluation error instead of skipping.
+func (x *SearchIndexer) index(typ string, res map[string]any, strict bool) (*IndexRows, error) {
 	snap := x.Registry.snapshot()
 	e := &extractor{rows: &IndexRows{}, glucose: typ == "Observation" && isGlucose(res)}
 	env := &fhirpath.Env{Resource: res, RootResource: res}
@@ -191,8 +197,9 @@ func (x *SearchIndexer) Index(typ string, res map[string]any) (*IndexRows, error
 		}
 		vals, err := p.expr.Evaluate(res, env)
 		if err != nil {
-			// An expression the data does not fit (e.g. a singleton violation in malformed
-			// but stored content) must not block the write: skip the parameter.
+			if strict {
+				return nil, fmt.Errorf("%s %s: %w", typ, p.code, err)
+			}
 			continue
 		}
 		if p.typ == ParamComposite {
@@ -201,6 +208,9 @@ func (x *SearchIndexer) Index(typ string, res map[string]any) (*IndexRows, error
 				for i, c := range p.comps {
 					cv, err := c.expr.Evaluate(v, env)
 					if err != nil {
+						if strict {
+							return nil, fmt.Errorf("%s %s component %d: %w", typ, p.code, i, err)
+						}
 						continue
 					}
 					name := p.code + "$" + strconv.Itoa(i)
@@ -674,6 +684,8 @@ func NumberRange(s string) (value, low, high float64, err error) {
 	if i := strings.IndexAny(s, "eE"); i >= 0 {
 		mant = s[:i]
 		exp, _ = strconv.Atoi(s[i+1:])
+		// search.html reads 1e2 as [95, 105): exponent forms get one more digit.
+		exp--
 	}
 	decimals := 0
 	if i := strings.IndexByte(mant, '.'); i >= 0 {
