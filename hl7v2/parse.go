@@ -15,6 +15,7 @@ const (
 	DefaultMaxBytes       = 16 << 20 // 16 MiB: room for embedded documents (ED) in lab reports
 	DefaultMaxSegments    = 10_000
 	DefaultMaxRepetitions = 1_000
+	DefaultMaxFields      = 250_000 // in the whole message: bounds the memory a parse takes
 )
 
 // Parser parses messages within limits. The zero value uses the defaults.
@@ -22,6 +23,7 @@ type Parser struct {
 	MaxBytes       int // largest message accepted, in bytes
 	MaxSegments    int // most segments in one message
 	MaxRepetitions int // most repetitions of one field
+	MaxFields      int // most fields in one message, all segments together
 	MaxBatchBytes  int // largest batch accepted by ParseBatch (default DefaultMaxBatchBytes)
 }
 
@@ -57,7 +59,7 @@ func (p *Parser) Parse(data []byte) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.split(text, orDefault(p.MaxSegments, DefaultMaxSegments), orDefault(p.MaxRepetitions, DefaultMaxRepetitions)); err != nil {
+	if err := m.split(text, orDefault(p.MaxSegments, DefaultMaxSegments), orDefault(p.MaxRepetitions, DefaultMaxRepetitions), orDefault(p.MaxFields, DefaultMaxFields)); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -147,8 +149,12 @@ func (m *Message) decodeCharset(data []byte) (string, error) {
 }
 
 // split cuts text into segments and fields.
-func (m *Message) split(text string, maxSegs, maxReps int) error {
+func (m *Message) split(text string, maxSegs, maxReps, maxFields int) error {
 	fs, rs := m.delims.Field, m.delims.Repetition
+	nfs := strings.Count(text, string(fs))
+	if nfs > maxFields {
+		return limitError(Location{}, fmt.Sprintf("message has more than %d fields", maxFields))
+	}
 	ncr, nlf := strings.Count(text, "\r"), strings.Count(text, "\n")
 	lines := ncr + nlf + 1
 	if lines > 2*maxSegs+1 {
@@ -157,7 +163,7 @@ func (m *Message) split(text string, maxSegs, maxReps int) error {
 	}
 	backing := make([]Segment, 0, lines)
 	m.segs = make([]*Segment, 0, lines)
-	fields := make([]string, 0, strings.Count(text, string(fs))+2*lines)
+	fields := make([]string, 0, nfs+2*lines)
 	var counts [24]struct {
 		id string
 		n  int

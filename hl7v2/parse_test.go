@@ -96,6 +96,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "declared UTF-8 but not", in: "MSH|^~\\&|A||||||ADT^A01|1|P|2.5.1||||||UNICODE UTF-8\rPID|||\xff\r", code: CodeDataType, loc: "MSH-18"},
 		{name: "too large", in: big, parser: Parser{MaxBytes: 100}, code: CodeInternalError, isLimit: true},
 		{name: "too many segments", in: big, parser: Parser{MaxSegments: 10}, code: CodeInternalError, isLimit: true},
+		{name: "too many fields", in: "MSH|^~\\&|A\rPID" + strings.Repeat("|", 50) + "\r", parser: Parser{MaxFields: 40}, code: CodeInternalError, isLimit: true},
 		{name: "too many repetitions", in: "MSH|^~\\&|A\rPID|||1~2~3~4\r", parser: Parser{MaxRepetitions: 3}, code: CodeInternalError, loc: "PID-3", isLimit: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,6 +54,7 @@ type Reader struct {
 	max     int
 	dropped int64
 	inFrame bool
+	afterCR bool // a frame just ended with 0x1C: a 0x0D may follow
 	buf     []byte
 	onStart func() // called when a start byte is read
 }
@@ -107,8 +108,14 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		r.buf = append(r.buf, data...)
 		switch {
 		case found:
-			if b, err := r.br.Peek(1); err == nil && b[0] == CarriageReturn {
-				_, _ = r.br.Discard(1)
+			// Drop the 0x0D now if it is here; else the next findStart drops it. Waiting for
+			// it would stall a sender that omits it until its ACK.
+			r.afterCR = true
+			if r.br.Buffered() > 0 {
+				if b, _ := r.br.Peek(1); b[0] == CarriageReturn {
+					_, _ = r.br.Discard(1)
+				}
+				r.afterCR = false
 			}
 			out := make([]byte, len(r.buf))
 			copy(out, r.buf)
@@ -134,6 +141,12 @@ func (r *Reader) findStart() error {
 		b, err := r.br.ReadByte()
 		if err != nil {
 			return err
+		}
+		if r.afterCR {
+			r.afterCR = false
+			if b == CarriageReturn {
+				continue
+			}
 		}
 		if b == StartBlock {
 			r.inFrame = true

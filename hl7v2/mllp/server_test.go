@@ -187,6 +187,18 @@ func TestServerKeepsConnectionAfterUnparseableMessage(t *testing.T) {
 	}
 }
 
+func TestServerAnswersFrameWithoutTrailingCR(t *testing.T) {
+	_, addr := newTestServer(t, ackHandler(), nil)
+	c := dialRaw(t, addr)
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second)) // far below the read timeout
+	if _, err := c.Write(append(append([]byte{StartBlock}, testMessage("NOCR")...), EndBlock)); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.readACK(t).Get("MSA-2"); got != "NOCR" {
+		t.Errorf("ACK for %q, want NOCR", got)
+	}
+}
+
 func TestServerHandlerPanicIsAE(t *testing.T) {
 	h := HandlerFunc(func(ctx context.Context, raw []byte) ([]byte, error) { panic("bug") })
 	_, addr := newTestServer(t, h, nil)
