@@ -16,12 +16,17 @@ import (
 // Tx is one database transaction of the write pipeline. All reads through it see its own
 // writes. A Tx must not be used after the function given to InTx returns.
 type Tx struct {
-	s      *Store
-	tx     *sql.Tx
-	now    time.Time
-	depth  int
-	onDone []func()
+	s       *Store
+	tx      *sql.Tx
+	now     time.Time
+	depth   int
+	onDone  []func()
+	changes []Change
 }
+
+// Changes returns the writes made so far in the transaction, in order (hook writes
+// included), e.g. to report what a message created.
+func (tx *Tx) Changes() []Change { return tx.changes }
 
 // Store returns the store the transaction belongs to.
 func (tx *Tx) Store() *Store { return tx.s }
@@ -289,6 +294,7 @@ func (tx *Tx) writeHistory(ctx context.Context, rid int64, r *Resource) error {
 const maxHookDepth = 8
 
 func (tx *Tx) runHooks(ctx context.Context, c Change) error {
+	tx.changes = append(tx.changes, c)
 	hooks := tx.s.currentHooks()
 	if len(hooks) == 0 {
 		return nil

@@ -32,6 +32,8 @@ type ingestResult struct {
 	Device      string `json:"device,omitempty"`
 	Patient     string `json:"patient,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	// Alerts are the DetectedIssues the reading raised or updated.
+	Alerts []string `json:"alerts,omitempty"`
 }
 
 type ingestResponse struct {
@@ -39,6 +41,7 @@ type ingestResponse struct {
 	Created    int            `json:"created"`
 	Duplicates int            `json:"duplicates"`
 	Rejected   int            `json:"rejected"`
+	Alerts     int            `json:"alerts"`
 	Committed  bool           `json:"committed"`
 	Results    []ingestResult `json:"results"`
 }
@@ -139,6 +142,7 @@ func (s *Server) ingest(c echo.Context) error {
 		case "rejected":
 			resp.Rejected++
 		}
+		resp.Alerts += len(r.Alerts)
 	}
 	resp.Results = results
 	status := http.StatusOK
@@ -194,9 +198,15 @@ func (w *ingestWriter) write(ctx context.Context, r *mappers.Reading) (ingestRes
 	if err != nil {
 		return res, &rejection{reason: err.Error()}
 	}
+	before := len(w.tx.Changes())
 	stored, err := w.tx.Create(ctx, "Observation", obs)
 	if err != nil {
 		return res, err
+	}
+	for _, c := range w.tx.Changes()[before:] {
+		if c.Resource.Type == "DetectedIssue" {
+			res.Alerts = append(res.Alerts, "DetectedIssue/"+c.Resource.ID)
+		}
 	}
 	res.Status = "created"
 	res.Observation = "Observation/" + stored.ID

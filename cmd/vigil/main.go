@@ -4,6 +4,7 @@
 //	vigil serve     run the server (FHIR REST API, health and metrics)
 //	vigil migrate   create or upgrade the database schema and exit
 //	vigil bench     load-test a running server
+//	vigil simulate  stream simulated vital signs to the ingest API
 //	vigil version   print the version
 //
 // Every flag has a VIGIL_* environment variable; flags win over variables.
@@ -50,6 +51,7 @@ Commands:
   serve     run the FHIR server
   migrate   create or upgrade the database schema
   bench     load-test a running server (vigil bench crud -h)
+  simulate  stream simulated bedside-monitor vitals to the ingest API
   version   print the version
 
 Run 'vigil <command> -h' for the flags of a command.
@@ -67,6 +69,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vigil", version())
 		return nil
