@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,4 +117,35 @@ func TestMapMessageGolden(t *testing.T) {
 			checkGolden(t, name+".golden.json", marshalEntries(t, res))
 		})
 	}
+}
+
+// valueTypesMessage is a PCD-01 report with a row of each value type that
+// is not a plain number, an unknown MDC code and a reading on another
+// device of the same message.
+const valueTypesMessage = pcdHeader +
+	"OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X|||||||0012A1FFFE3C4D5E^EUI-64\n" +
+	"OBX|2|ST|184326^MDC_ECG_ELEC_POTL_LEAD_OFF^MDC|1.1.1.1|lead V2 off||||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
+	"OBX|3|CWE|184327^MDC_ECG_RHY^MDC|1.1.1.2|R-NORMAL^normal sinus rhythm^99MDC||||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
+	"OBX|4|SN|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.2.1.1|>^99|262688^MDC_DIM_PERCENT^MDC|||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
+	"OBX|5|SN|151562^MDC_RESP_RATE^MDC|1.4.1.1|^12^-^14|264928^MDC_DIM_RESP_PER_MIN^MDC|||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
+	"OBX|6|DTM|67981^MDC_ATTR_TIME_ABS^MDC|1.0.0.1|20261125092959+0000||||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
+	"OBX|7|NA|131329^MDC_ECG_ELEC_POTL_I^MDC|1.1.1.3|12^-4^^7|266418^MDC_DIM_MILLI_VOLT^MDC|||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
+	"OBX|8|NM|148065^MDC_ECG_AMPL_ST_I^MDC|1.1.1.4|+.5|266418^MDC_DIM_MILLI_VOLT^MDC|||||C|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
+	"OBX|9|NM|150344^MDC_TEMP^MDC|2.1.1.1|36.9|268192^MDC_DIM_DEGC^MDC|||||F|||20261125093000+0000||||00A0B1FFFE000002^EUI-64\n"
+
+func mapText(t testing.TB, text string) *hl7map.Result {
+	t.Helper()
+	m, err := hl7v2.Parse([]byte(strings.ReplaceAll(strings.TrimSpace(text), "\n", "\r")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := hl7map.MapMessage(m, goldenOpts)
+	if err != nil {
+		t.Fatalf("MapMessage: %v", err)
+	}
+	return res
+}
+
+func TestMapValueTypesGolden(t *testing.T) {
+	checkGolden(t, "value_types.golden.json", marshalEntries(t, mapText(t, valueTypesMessage)))
 }

@@ -427,6 +427,19 @@ func (x *mapper) genericDeviceObservation(it *deviceItem, refs mappers.Refs) map
 	if refs.Device != "" {
 		obs["device"] = map[string]any{"reference": refs.Device}
 	}
+	// A metric Vigil knows gets the codes and category ingest gives it (the
+	// LOINC code first), but not the vital-signs profile: the profile wants
+	// a plain quantity.
+	if c := r.Code; r.Metric != "" && c != nil {
+		if _, comp, _, _ := codes.MetricByCoding(c.System, c.Code); comp == "" {
+			tmp := *r
+			tmp.Value, tmp.Parts = "0", nil
+			if known, err := mappers.Observation(&tmp, mappers.Refs{}); err == nil {
+				obs["code"] = known["code"]
+				obs["category"] = known["category"]
+			}
+		}
+	}
 	for k, v := range it.value {
 		obs[k] = v
 	}

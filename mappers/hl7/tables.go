@@ -40,6 +40,8 @@ var codeSystems = map[string]string{
 	"NDC":    "http://hl7.org/fhir/sid/ndc",
 	"CVX":    "http://hl7.org/fhir/sid/cvx",
 	"ISO639": "urn:ietf:bcp:47",
+	// Vigil's alert codes, in outbound alert rows.
+	alertSystemName: alertSystem,
 }
 
 // systemOf returns the FHIR URI of an HL7 coding system name: the
