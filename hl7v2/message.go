@@ -107,21 +107,21 @@ func (m *Message) IsNull(loc string) bool {
 func (m *Message) At(l Location) Value {
 	seg := m.SegmentN(l.Segment, l.SegmentIndex)
 	if seg == nil || l.Field == 0 {
-		return Value{m: m, loc: l}
+		return Value{node{m: m, loc: l}}
 	}
 	n := seg.Field(l.Field).node
 	if l.Rep == 0 && l.Comp == 0 && l.Sub == 0 {
-		return Value(n)
+		return Value{n}
 	}
 	n = Field{n}.Rep(max(l.Rep, 1)).node
 	if l.Comp == 0 && l.Sub == 0 {
-		return Value(n)
+		return Value{n}
 	}
 	n = Repetition{n}.Component(max(l.Comp, 1)).node
 	if l.Sub == 0 {
-		return Value(n)
+		return Value{n}
 	}
-	return Value(Component{n}.Sub(l.Sub).node)
+	return Value{Component{n}.Sub(l.Sub).node}
 }
 
 // MessageType returns MSH-9.
@@ -201,7 +201,7 @@ type node struct {
 }
 
 // Value is an element of any level, as returned by Message.At.
-type Value node
+type Value struct{ node }
 
 // Field is one field of a segment, with its repetitions.
 type Field struct{ node }
@@ -286,21 +286,6 @@ func (n node) count(sep byte) int {
 }
 
 // String returns the raw, escaped text of the element, delimiters included.
-func (v Value) String() string { return v.raw }
-
-// Value returns the decoded text of the first subcomponent of the element.
-func (v Value) Value() string { return node(v).value() }
-
-// IsNull reports whether the element is the explicit null `""`.
-func (v Value) IsNull() bool { return v.raw == `""` }
-
-// IsEmpty reports whether the element is absent or empty.
-func (v Value) IsEmpty() bool { return v.raw == "" }
-
-// Location returns where the element is.
-func (v Value) Location() Location { return v.loc }
-
-// String returns the raw, escaped text of the field, all repetitions included.
 func (n node) String() string { return n.raw }
 
 // IsEmpty reports whether the element is absent or empty (but not the null `""`).
