@@ -185,7 +185,7 @@ func (n *memberNode) eval(c *evalCtx, s *scope, focus Collection) (Collection, e
 	if n.isType {
 		var out Collection
 		for _, v := range focus {
-			if derivesFrom(v.typ, n.name) {
+			if v.typ == n.name || typeDerivesFrom(v.typeDef(), n.name) {
 				if len(focus) == 1 {
 					return focus, nil
 				}
@@ -211,16 +211,16 @@ func navigate(focus Collection, name string, out Collection) Collection {
 			}
 			continue
 		}
-		td := lookupType(v.typ)
+		td := v.typeDef()
 		var ed *elemDef
 		if td != nil {
 			ed = td.element(name)
 		}
 		if ed == nil {
 			if x, ok := m[name]; ok {
-				out = emit(out, v, m, name, x, "")
+				out = emit(out, v, m, name, x, "", nil)
 			} else if _, ok := m["_"+name]; ok {
-				out = emit(out, v, m, name, nil, "")
+				out = emit(out, v, m, name, nil, "", nil)
 			}
 			continue
 		}
@@ -229,19 +229,20 @@ func navigate(focus Collection, name string, out Collection) Collection {
 			if !ok {
 				if ed.prim[j] {
 					if _, ok := m[ed.ukeys[j]]; ok {
-						out = emit(out, v, m, key, nil, ed.types[j])
+						out = emit(out, v, m, key, nil, ed.types[j], ed.tdefs[j])
 					}
 				}
 				continue
 			}
-			out = emit(out, v, m, key, x, ed.types[j])
+			out = emit(out, v, m, key, x, ed.types[j], ed.tdefs[j])
 		}
 	}
 	return out
 }
 
-// emit appends the value(s) x found under key of parent (m) to out.
-func emit(out Collection, parent *Value, m map[string]any, key string, x any, typ string) Collection {
+// emit appends the value(s) x found under key of parent (m) to out; td is
+// the model entry of typ when known.
+func emit(out Collection, parent *Value, m map[string]any, key string, x any, typ string, td *typeDef) Collection {
 	if arr, ok := x.([]any); ok {
 		var ext []any
 		extChecked := false
@@ -255,7 +256,7 @@ func emit(out Collection, parent *Value, m map[string]any, key string, x any, ty
 					continue
 				}
 			}
-			out = append(out, Value{data: item, typ: itemType(item, typ), parent: parent, key: key, index: i})
+			out = append(out, Value{data: item, typ: itemType(item, typ), td: td, parent: parent, key: key, index: i})
 		}
 		return out
 	}
@@ -265,7 +266,7 @@ func emit(out Collection, parent *Value, m map[string]any, key string, x any, ty
 		if arr, ok := ext.([]any); ok {
 			for i, e := range arr {
 				if e != nil {
-					out = append(out, Value{typ: typ, parent: parent, key: key, index: i})
+					out = append(out, Value{typ: typ, td: td, parent: parent, key: key, index: i})
 				}
 			}
 			return out
@@ -274,7 +275,7 @@ func emit(out Collection, parent *Value, m map[string]any, key string, x any, ty
 			return out
 		}
 	}
-	return append(out, Value{data: x, typ: itemType(x, typ), parent: parent, key: key, index: -1})
+	return append(out, Value{data: x, typ: itemType(x, typ), td: td, parent: parent, key: key, index: -1})
 }
 
 func itemType(x any, typ string) string {
@@ -511,12 +512,12 @@ func isType(v Value, name string) bool {
 		return v.typ == name
 	}
 	if strings.HasPrefix(name, "FHIR.") {
-		return !isSystemType(v.typ) && derivesFrom(v.typ, name[5:])
+		return !isSystemType(v.typ) && (v.typ == name[5:] || typeDerivesFrom(v.typeDef(), name[5:]))
 	}
 	if isSystemType(v.typ) {
 		return systemTypeNames[name] == v.typ
 	}
-	return derivesFrom(v.typ, name)
+	return v.typ == name || typeDerivesFrom(v.typeDef(), name)
 }
 
 // binNode is a binary operator.

@@ -1326,7 +1326,7 @@ func childrenOf(v *Value, out Collection) Collection {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	td := lookupType(v.typ)
+	td := v.typeDef()
 	for _, k := range keys {
 		typ := ""
 		if td != nil {
@@ -1336,7 +1336,7 @@ func childrenOf(v *Value, out Collection) Collection {
 				typ = choiceKeyType(td, k)
 			}
 		}
-		out = emit(out, v, m, k, m[k], typ)
+		out = emit(out, v, m, k, m[k], typ, nil)
 	}
 	return out
 }

@@ -35,10 +35,11 @@ type typeDef struct {
 // elemDef describes one element of a type.
 type elemDef struct {
 	name   string
-	types  []string // FHIR type names; several for a choice element
-	keys   []string // JSON keys of a choice element, parallel to types
-	ukeys  []string // "_" + key: where a primitive's id and extensions live, parallel to keys
-	prim   []bool   // whether each type is primitive, parallel to types
+	types  []string   // FHIR type names; several for a choice element
+	keys   []string   // JSON keys of a choice element, parallel to types
+	ukeys  []string   // "_" + key: where a primitive's id and extensions live, parallel to keys
+	prim   []bool     // whether each type is primitive, parallel to types
+	tdefs  []*typeDef // the model entries of types (nil for Resource, whose type comes from the data)
 	array  bool
 	choice bool
 }
@@ -114,6 +115,10 @@ func loadModel() {
 				e.ukeys = append(e.ukeys, "_"+k)
 				pt := types[e.types[i]]
 				e.prim = append(e.prim, pt != nil && pt.kind == kindPrimitive)
+				if e.types[i] == "Resource" || e.types[i] == "DomainResource" {
+					pt = nil
+				}
+				e.tdefs = append(e.tdefs, pt)
 			}
 		}
 	}
@@ -152,7 +157,11 @@ func derivesFrom(name, ancestor string) bool {
 	if name == ancestor {
 		return true
 	}
-	t := lookupType(name)
+	return typeDerivesFrom(lookupType(name), ancestor)
+}
+
+// typeDerivesFrom reports whether t or one of its bases is called ancestor.
+func typeDerivesFrom(t *typeDef, ancestor string) bool {
 	for t != nil {
 		if t.name == ancestor {
 			return true

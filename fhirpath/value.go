@@ -29,9 +29,10 @@ const (
 type Value struct {
 	data   any
 	typ    string
-	parent *Value // the item this one was navigated from, if any
-	key    string // the JSON key in parent's map
-	index  int    // the position in the JSON array under key, or -1
+	td     *typeDef // the model entry of typ when known at navigation; nil: look it up
+	parent *Value   // the item this one was navigated from, if any
+	key    string   // the JSON key in parent's map
+	index  int      // the position in the JSON array under key, or -1
 }
 
 // Collection is the result of a FHIRPath expression: an ordered list of items.
@@ -578,4 +579,12 @@ func (v Value) AsQuantity() (Quantity, bool) {
 		return Quantity{}, false
 	}
 	return v.quantity()
+}
+
+// typeDef returns the model entry of the item's type, or nil.
+func (v *Value) typeDef() *typeDef {
+	if v.td != nil {
+		return v.td
+	}
+	return lookupType(v.typ)
 }
