@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
@@ -146,5 +147,21 @@ func BenchmarkTimestampZone(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkZoneLookup isolates what a numeric offset costs google/fhir/go's marshaller: it
+// calls time.LoadLocation with the offset ("+02:00"), which fails only after trying the
+// system zoneinfo directories and $GOROOT/lib/time/zoneinfo.zip. Building with -trimpath
+// (runtime.GOROOT() == "") skips the zip, the bulk of the cost.
+//
+//	go test -run '^$' -bench ZoneLookup -benchmem ./fhirvalidate/
+//	go test -trimpath -run '^$' -bench ZoneLookup -benchmem ./fhirvalidate/
+func BenchmarkZoneLookup(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := time.LoadLocation("+02:00"); err == nil {
+			b.Fatal("an offset is not a zone name")
+		}
 	}
 }

@@ -136,10 +136,13 @@ func (v *Validator) Validate(body []byte) (resourceType string, issues []Issue, 
 		return resourceType, v.finish(issues), nil
 	}
 
-	// Elements our walk already reported get no second, vaguer issue from the library.
-	seen := make(map[string]bool, len(issues))
+	// Elements our walk already rejected get no second, vaguer issue from the library.
+	var seen map[string]bool
 	for _, is := range issues {
-		if len(is.Expression) > 0 {
+		if len(is.Expression) > 0 && is.Severity == SeverityError {
+			if seen == nil {
+				seen = make(map[string]bool, len(issues))
+			}
 			seen[is.Expression[0]] = true
 		}
 	}

@@ -77,6 +77,7 @@ func TestValidate(t *testing.T) {
 		{name: "missing resourceType", body: `{"status":"final"}`, want: []want{{SeverityFatal, CodeRequired, ""}}, diag: "resourceType"},
 		{name: "resourceType not a string", body: `{"resourceType":7}`, want: []want{{SeverityFatal, CodeRequired, ""}}, diag: "resourceType"},
 		{name: "unknown resourceType", body: `{"resourceType":"Vital"}`, wantType: "Vital", want: []want{{SeverityFatal, CodeNotSupported, ""}}, diag: `"Vital"`},
+		{name: "empty object", body: `{}`, want: []want{{SeverityFatal, CodeRequired, ""}, {SeverityError, CodeStructure, ""}}, diag: "resourceType"},
 
 		// Structure errors reported by google/fhir/go's parser.
 		{name: "unknown field", body: withObs(`"foo":1`), wantType: "Observation", want: []want{{SeverityError, CodeStructure, "Observation.foo"}}, diag: `unknown element "foo"`},
@@ -97,7 +98,7 @@ func TestValidate(t *testing.T) {
 		// Our walk: empty values, nulls, property names.
 		{name: "empty string", body: strings.Replace(obs, `"display":"Heart rate"`, `"display":""`, 1), wantType: "Observation", want: []want{{SeverityError, CodeValue, "Observation.code.coding[0].display"}}, diag: "empty string"},
 		{name: "empty string in array", body: `{"resourceType":"Patient","name":[{"given":["A",""]}]}`, wantType: "Patient", want: []want{{SeverityError, CodeValue, "Patient.name[0].given[1]"}}},
-		{name: "empty object", body: withObs(`"method":{}`), wantType: "Observation", want: []want{{SeverityError, CodeStructure, "Observation.method"}}, diag: "empty object"},
+		{name: "empty object member", body: withObs(`"method":{}`), wantType: "Observation", want: []want{{SeverityError, CodeStructure, "Observation.method"}}, diag: "empty object"},
 		{name: "empty object in array", body: withObs(`"performer":[{}]`), wantType: "Observation", want: []want{{SeverityError, CodeStructure, "Observation.performer[0]"}}},
 		{name: "empty array", body: withObs(`"performer":[]`), wantType: "Observation", want: []want{{SeverityError, CodeStructure, "Observation.performer"}}, diag: "empty array"},
 		{name: "null property", body: withObs(`"issued":null`), wantType: "Observation", want: []want{{SeverityError, CodeStructure, "Observation.issued"}}, diag: "null"},

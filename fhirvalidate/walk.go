@@ -116,7 +116,7 @@ func (w *walker) run() {
 	case w.rootType == "":
 		w.fatalIssue(CodeRequired, `the resource has no "resourceType" (a non-empty string)`)
 	case !isResourceType(w.rootType):
-		w.fatalIssue(CodeNotSupported, fmt.Sprintf("unknown resource type %q", w.rootType))
+		w.fatalIssue(CodeNotSupported, fmt.Sprintf("unknown resource type %.64q", w.rootType))
 	}
 }
 
@@ -125,6 +125,9 @@ func (w *walker) rootPaths() {
 	for i := range w.issues {
 		for j, e := range w.issues[i].Expression {
 			w.issues[i].Expression[j] = w.rootType + e
+		}
+		if len(w.issues[i].Expression) == 1 && w.issues[i].Expression[0] == "" {
+			w.issues[i].Expression = nil
 		}
 	}
 }
