@@ -1,0 +1,202 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vigil-health/vigil/fhirstore"
+	"github.com/vigil-health/vigil/fhirstore/storetest"
+)
+
+const concurrentWriters = 50
+
+// updateConcurrently sends n updates of Patient/id at once (each with a different body,
+// so that each is a real change) and returns their results in request order.
+func updateConcurrently(t *testing.T, ts *testServer, id string, n int, hdr ...string) []*result {
+	t.Helper()
+	results := make([]*result, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		p := patient("Concurrent")
+		p["id"] = id
+		p["multipleBirthInteger"] = i + 1
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = ts.try(http.MethodPut, "Patient/"+id, p, hdr...)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	return results
+}
+
+// versionsOf returns the versions in the history of Patient/id, oldest first.
+func versionsOf(t *testing.T, ts *testServer, id string) []string {
+	t.Helper()
+	hb := ts.do(t, http.MethodGet, "Patient/"+id+"/_history?_count=1000", nil).history(t)
+	var out []string
+	for i := len(hb.Entry) - 1; i >= 0; i-- {
+		out = append(out, hb.Entry[i].Response.Etag)
+	}
+	return out
+}
+
+func etagsUpTo(n int) []string {
+	var out []string
+	for v := 1; v <= n; v++ {
+		out = append(out, etag(v))
+	}
+	return out
+}
+
+// TestConcurrentIfMatch sends 50 updates of one resource at once, all with If-Match on
+// version 1: exactly one wins, the others get 412, and history has versions 1 and 2 only.
+func TestConcurrentIfMatch(t *testing.T) {
+	forBackends(t, func(t *testing.T, b storetest.Backend) {
+		ts := newTestServer(t, b)
+		id := ts.create(t, patient("Concurrent"))
+		results := updateConcurrently(t, ts, id, concurrentWriters, "If-Match", etag(1))
+		won := 0
+		for i, r := range results {
+			switch r.Status {
+			case http.StatusOK:
+				won++
+				if r.Header.Get("ETag") != etag(2) {
+					t.Errorf("winner %d: ETag %q, want %s", i, r.Header.Get("ETag"), etag(2))
+				}
+			case http.StatusPreconditionFailed:
+				r.wantOutcome(t, http.StatusPreconditionFailed, "")
+			default:
+				t.Errorf("update %d: status %d, want 200 or 412:\n%s", i, r.Status, r.Body)
+			}
+		}
+		if won != 1 {
+			t.Errorf("%d updates won, want exactly 1", won)
+		}
+		if d := diff(etagsUpTo(2), versionsOf(t, ts, id)); d != "" {
+			t.Errorf("history versions (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestConcurrentUpdates sends 50 updates of one resource at once without If-Match: all
+// succeed, and they are versions 2..51, each exactly once, without gaps.
+func TestConcurrentUpdates(t *testing.T) {
+	forBackends(t, func(t *testing.T, b storetest.Backend) {
+		ts := newTestServer(t, b)
+		id := ts.create(t, patient("Concurrent"))
+		results := updateConcurrently(t, ts, id, concurrentWriters)
+		var got []string
+		for i, r := range results {
+			if r.Status != http.StatusOK {
+				t.Errorf("update %d: status %d:\n%s", i, r.Status, r.Body)
+				continue
+			}
+			got = append(got, r.Header.Get("ETag"))
+		}
+		// Order of completion is arbitrary; sort by version number.
+		slices.SortFunc(got, func(a, b string) int {
+			if len(a) != len(b) {
+				return len(a) - len(b)
+			}
+			return strings.Compare(a, b)
+		})
+		if d := diff(etagsUpTo(concurrentWriters + 1)[1:], got); d != "" {
+			t.Errorf("response ETags (-want +got):\n%s", d)
+		}
+		if d := diff(etagsUpTo(concurrentWriters+1), versionsOf(t, ts, id)); d != "" {
+			t.Errorf("history versions (-want +got):\n%s", d)
+		}
+		cur := ts.do(t, http.MethodGet, "Patient/"+id, nil)
+		if cur.Header.Get("ETag") != etag(concurrentWriters+1) {
+			t.Errorf("current ETag = %q, want %s", cur.Header.Get("ETag"), etag(concurrentWriters+1))
+		}
+	})
+}
+
+// TestRestart writes through one server, stops it and closes the store, then opens the
+// same database again behind a new server: everything written is served as before, and
+// new versions continue the old ones.
+func TestRestart(t *testing.T) {
+	forBackends(t, func(t *testing.T, b storetest.Backend) {
+		dbURL := b.NewURL(t)
+		open := func() *fhirstore.Store {
+			st, err := fhirstore.Open(context.Background(), dbURL, fhirstore.Options{Logger: storetest.QuietLogger()})
+			if err != nil {
+				t.Fatalf("open store: %v", err)
+			}
+			return st
+		}
+
+		st1 := open()
+		ts1 := startServer(t, st1)
+		kept := ts1.create(t, heartRate("98.60", ""))
+		p := patient("Restart", mrn+"|restart")
+		p["id"] = "restart-1"
+		ts1.do(t, http.MethodPut, "Patient/restart-1", p).wantStatus(t, http.StatusCreated)
+		p["gender"] = "female"
+		ts1.do(t, http.MethodPut, "Patient/restart-1", p).wantStatus(t, http.StatusOK)
+		deleted := ts1.create(t, patient("Deleted"))
+		ts1.do(t, http.MethodDelete, "Patient/"+deleted, nil).wantStatus(t, http.StatusNoContent)
+		before := map[string][]byte{}
+		for _, path := range []string{"Observation/" + kept, "Patient/restart-1", "Patient/restart-1/_history/1"} {
+			before[path] = ts1.do(t, http.MethodGet, path, nil).Body
+		}
+		ts1.stop(t)
+		if err := st1.Close(); err != nil {
+			t.Fatalf("close store: %v", err)
+		}
+		if _, err := ts1.try(http.MethodGet, "/healthz", nil); err == nil {
+			t.Errorf("the first server still answers after Shutdown")
+		}
+
+		st2 := open()
+		t.Cleanup(func() { st2.Close() })
+		ts2 := startServer(t, st2)
+		for path, want := range before {
+			r := ts2.do(t, http.MethodGet, path, nil)
+			r.wantStatus(t, http.StatusOK)
+			if d := diff(mustDecode(t, want), r.json(t)); d != "" {
+				t.Errorf("%s after restart (-before +after):\n%s", path, d)
+			}
+		}
+		ts2.do(t, http.MethodGet, "Patient/"+deleted, nil).wantOutcome(t, http.StatusGone, "")
+		if got := versionsOf(t, ts2, "restart-1"); len(got) != 2 {
+			t.Errorf("history of restart-1 after restart: %v, want 2 versions", got)
+		}
+		// The condition on identifier still finds the resource, and versions continue.
+		r := ts2.do(t, http.MethodPost, "Patient", patient("Again", mrn+"|restart"), "If-None-Exist", "identifier="+mrn+"|restart")
+		r.wantStatus(t, http.StatusOK)
+		if r.json(t)["id"] != "restart-1" {
+			t.Errorf("conditional create after restart matched %s", r.Body)
+		}
+		p["gender"] = "other"
+		r = ts2.do(t, http.MethodPut, "Patient/restart-1", p)
+		r.wantStatus(t, http.StatusOK)
+		if r.Header.Get("ETag") != etag(3) {
+			t.Errorf("ETag of the first write after restart = %q, want %s", r.Header.Get("ETag"), etag(3))
+		}
+	})
+}
+
+func mustDecode(t testing.TB, b []byte) map[string]any {
+	t.Helper()
+	m, err := decode(b)
+	if err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return m
+}
