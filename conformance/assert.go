@@ -289,7 +289,8 @@ func (x *run) check(a *assertion) (ok bool, msg string, err error) {
 			return false, "", fmt.Errorf("requestURL: %w", err)
 		}
 		got := d.ex.url
-		if !strings.Contains(want, "://") {
+		// A relative URL is compared with the request URL relative to the base.
+		if !strings.Contains(want, "://") && (op == "" || op == "equals" || op == "notEquals" || op == "in" || op == "notIn") {
 			got = strings.TrimPrefix(strings.TrimPrefix(got, x.base), "/")
 			want = strings.TrimPrefix(want, "/")
 		}

@@ -277,14 +277,14 @@ func (x *run) operationURL(op *operation, code, srcType, srcID string) (string, 
 		u = typePath
 	case "read", "vread", "update", "updateCreate", "patch", "delete":
 		id := tID
+		if id == "" && params != "" && (code == "update" || code == "patch" || code == "delete") {
+			u = typePath // conditional interaction: PUT/PATCH/DELETE [type]?query
+			break
+		}
 		if id == "" && (code == "update" || code == "updateCreate") {
 			id = srcID
 		}
 		if id == "" {
-			if params != "" && (code == "update" || code == "patch" || code == "delete") {
-				u = typePath // conditional interaction: PUT/PATCH/DELETE [type]?query
-				break
-			}
 			return "", fmt.Errorf("%s needs a targetId (or params, or a sourceId with an id)", code)
 		}
 		if typ == "" {

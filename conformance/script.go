@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 )
 
 // ErrScript is wrapped by every error about a TestScript that cannot be run as written (bad
@@ -123,6 +127,37 @@ type assertion struct {
 	WarningOnly               bool   `json:"warningOnly"`
 }
 
+// operators are the codes of the assert-operator-codes value set.
+var operators = map[string]bool{
+	"": true, "equals": true, "notEquals": true, "in": true, "notIn": true, "greaterThan": true,
+	"lessThan": true, "empty": true, "notEmpty": true, "contains": true, "notContains": true, "eval": true,
+}
+
+// validate checks the codes of an assert, so that a typo fails the script up front instead
+// of failing (or passing) an assert at run time.
+func (a *assertion) validate() error {
+	if !operators[a.Operator] {
+		return fmt.Errorf("unknown operator %q", a.Operator)
+	}
+	if a.Direction != "" && a.Direction != "response" && a.Direction != "request" {
+		return fmt.Errorf("direction must be response or request, got %q", a.Direction)
+	}
+	if a.Response != "" {
+		if _, ok := responseCodes[a.Response]; !ok {
+			return fmt.Errorf("unknown response code %q", a.Response)
+		}
+	}
+	if a.RequestMethod != "" && !requestMethods[a.RequestMethod] {
+		return fmt.Errorf("unknown requestMethod %q", a.RequestMethod)
+	}
+	return nil
+}
+
+// requestMethods are the codes of the http-operations value set.
+var requestMethods = map[string]bool{
+	"delete": true, "get": true, "options": true, "patch": true, "post": true, "put": true, "head": true,
+}
+
 // parseScript decodes a TestScript and checks what the engine relies on.
 func parseScript(b []byte) (*testScript, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -167,8 +202,17 @@ func parseScript(b []byte) (*testScript, error) {
 			if (a.Operation == nil) == (a.Assert == nil) {
 				return fmt.Errorf("%w: %s.action[%d] must have exactly one of operation and assert", ErrScript, where, i)
 			}
-			if a.Assert != nil && !allowAssert {
+			if a.Assert == nil {
+				if m := a.Operation.Method; m != "" && !requestMethods[m] {
+					return fmt.Errorf("%w: %s.action[%d].operation: unknown method %q", ErrScript, where, i, m)
+				}
+				continue
+			}
+			if !allowAssert {
 				return fmt.Errorf("%w: %s.action[%d]: teardown actions cannot be asserts", ErrScript, where, i)
+			}
+			if err := a.Assert.validate(); err != nil {
+				return fmt.Errorf("%w: %s.action[%d].assert: %v", ErrScript, where, i, err)
 			}
 		}
 		return nil
@@ -200,4 +244,59 @@ func (s *testScript) displayName() string {
 		return s.Title
 	}
 	return s.ID
+}
+
+// FindScripts expands paths (files or directories) into the TestScript files to run:
+// directories are walked for *.json files whose resourceType is TestScript (fixture
+// resources beside them are skipped, files that are not valid JSON are kept so that a broken
+// script is reported); files named explicitly are taken as they are.
+// The result is sorted within each directory walk.
+func FindScripts(paths ...string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("conformance: %w", err)
+		}
+		if !info.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || !strings.EqualFold(filepath.Ext(path), ".json") {
+				return nil
+			}
+			ok, err := isTestScript(path)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("conformance: walk %s: %w", p, err)
+		}
+	}
+	return out, nil
+}
+
+// isTestScript reports whether the JSON file at path is a TestScript resource.
+func isTestScript(path string) (bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	var head struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if json.Unmarshal(b, &head) != nil {
+		// A broken script must be reported, not skipped.
+		return true, nil
+	}
+	return head.ResourceType == "TestScript", nil
 }
