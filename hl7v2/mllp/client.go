@@ -156,8 +156,16 @@ func (c *Client) Send(ctx context.Context, raw []byte) (*hl7v2.Message, error) {
 	conn := c.conn
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = conn.SetDeadline(time.Unix(1, 0))
+		close(interrupted)
+	})
+	defer func() {
+		if !stop() {
+			<-interrupted // else it could cut the next Send's deadline
+		}
+	}()
 	if err := WriteFrame(conn, raw); err != nil {
 		c.drop()
 		return nil, c.ctxErr(ctx, err)
