@@ -39,6 +39,10 @@ func setOf(names ...string) map[string]bool {
 	return m
 }
 
+// maxNarrativeProblems bounds the problems reported for one div (and the cost of keeping
+// them distinct).
+const maxNarrativeProblems = 10
+
 // narrativeProblem is one finding in a narrative div.
 type narrativeProblem struct {
 	severity, code, diag string
@@ -57,6 +61,9 @@ func (w *walker) checkNarrative(div, path string) {
 func narrativeProblems(div string) []narrativeProblem {
 	var probs []narrativeProblem
 	add := func(code, diag string) {
+		if len(probs) >= maxNarrativeProblems {
+			return
+		}
 		for _, p := range probs {
 			if p.diag == diag {
 				return

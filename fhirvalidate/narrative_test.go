@@ -3,6 +3,8 @@ package fhirvalidate
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -10,6 +12,22 @@ import (
 )
 
 const xns = `xmlns="http://www.w3.org/1999/xhtml"`
+
+func manyAttrs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, ` a%d="1"`, i)
+	}
+	return b.String()
+}
+
+func manyElements(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `<e%d/>`, i)
+	}
+	return b.String()
+}
 
 func TestNarrativeProblems(t *testing.T) {
 	tests := []struct {
@@ -52,6 +70,8 @@ func TestNarrativeProblems(t *testing.T) {
 		{name: "entity-encoded javascript URL", div: `<div ` + xns + `><a href="&#106;avascript:x">a</a></div>`, want: []string{CodeSecurity}},
 		{name: "mailto and https URLs", div: `<div ` + xns + `><a href="mailto:a@b.example">a</a><a href="https://x.example/?a=1&amp;b=2">b</a></div>`},
 		{name: "raster data URL", div: `<div ` + xns + `><img src="data:image/jpeg;base64,/9j/"/></div>`},
+		{name: "too many attributes", div: `<div ` + xns + `><p` + manyAttrs(100) + `>x</p></div>`, want: []string{CodeStructure}},
+		{name: "problems capped", div: `<div ` + xns + `>x` + manyElements(50) + `</div>`, want: slices.Repeat([]string{CodeInvariant}, maxNarrativeProblems)},
 		{name: "event handler and script element reported once each", div: `<div ` + xns + `><p onclick="x">a</p><p onclick="y">b</p><script/><script/></div>`, want: []string{CodeSecurity, CodeSecurity}},
 	}
 	for _, tc := range tests {

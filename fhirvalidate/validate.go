@@ -129,11 +129,12 @@ func (v *Validator) Validate(body []byte) (resourceType string, issues []Issue, 
 		return "", nil, v.err
 	}
 	w := newWalker(body, v.opts.MaxNestingDepth)
+	w.maxIssues = v.opts.MaxIssues
 	w.run()
 	resourceType = w.rootType
 	issues = w.issues
 	if w.fatal {
-		return resourceType, v.finish(issues), nil
+		return resourceType, v.finish(issues, w.dropped), nil
 	}
 
 	// Elements our walk already rejected get no second, vaguer issue from the library.
@@ -156,7 +157,7 @@ func (v *Validator) Validate(body []byte) (resourceType string, issues []Issue, 
 		}
 		issues = append(issues, is)
 	}
-	return resourceType, v.finish(issues), nil
+	return resourceType, v.finish(issues, w.dropped), nil
 }
 
 // library validates body, whose walk is w, with google/fhir/go and returns the issues
@@ -255,7 +256,7 @@ func within(s span, spans []span) bool {
 
 // finish orders issues deterministically (most severe first, then by location) and
 // applies the MaxIssues cap.
-func (v *Validator) finish(issues []Issue) []Issue {
+func (v *Validator) finish(issues []Issue, dropped int) []Issue {
 	slices.SortStableFunc(issues, func(a, b Issue) int {
 		if c := cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)); c != 0 {
 			return c
@@ -263,11 +264,14 @@ func (v *Validator) finish(issues []Issue) []Issue {
 		return cmp.Compare(firstExpr(a), firstExpr(b))
 	})
 	if len(issues) > v.opts.MaxIssues {
-		n := len(issues)
-		issues = append(issues[:v.opts.MaxIssues:v.opts.MaxIssues], Issue{
+		dropped += len(issues) - v.opts.MaxIssues
+		issues = issues[:v.opts.MaxIssues:v.opts.MaxIssues]
+	}
+	if dropped > 0 {
+		issues = append(issues, Issue{
 			Severity:    SeverityInformation,
 			Code:        CodeTooCostly,
-			Diagnostics: fmt.Sprintf("%d further issues were not reported", n-v.opts.MaxIssues),
+			Diagnostics: fmt.Sprintf("%d further issues were not reported", dropped),
 		})
 	}
 	return issues

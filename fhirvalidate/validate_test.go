@@ -272,6 +272,7 @@ func TestOptions(t *testing.T) {
 		wantLen int
 		wantErr bool
 		last    want
+		diag    string // a substring of the last issue's diagnostics
 	}{
 		{
 			name: "custom nesting depth", opts: Options{MaxNestingDepth: 3},
@@ -282,6 +283,11 @@ func TestOptions(t *testing.T) {
 			name: "issue cap", opts: Options{MaxIssues: 3},
 			body:    `{"resourceType":"Patient","name":[{"given":["","","","","",""]}]}`,
 			wantLen: 4, wantErr: true, last: want{SeverityInformation, CodeTooCostly, ""},
+		},
+		{
+			name: "cap bounds the walk", opts: Options{MaxIssues: 2},
+			body:    `{"resourceType":"Patient","name":[{"given":[` + strings.Repeat(`"",`, 10000) + `""]}]}`,
+			wantLen: 3, wantErr: true, last: want{SeverityInformation, CodeTooCostly, ""}, diag: "9999 further",
 		},
 		{
 			name: "default cap not reached", opts: Options{},
@@ -303,6 +309,9 @@ func TestOptions(t *testing.T) {
 			}
 			if HasErrors(issues) != tc.wantErr {
 				t.Errorf("HasErrors = %v, want %v", HasErrors(issues), tc.wantErr)
+			}
+			if !strings.Contains(issues[len(issues)-1].Diagnostics, tc.diag) {
+				t.Errorf("last issue %+v does not mention %q", issues[len(issues)-1], tc.diag)
 			}
 		})
 	}

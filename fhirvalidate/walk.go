@@ -73,6 +73,9 @@ type walker struct {
 	lists  [][]entryFacts
 	nLists int
 
+	maxIssues int // cap on recorded non-fatal issues; 0 for none
+	dropped   int // issues not recorded because of the cap
+
 	rootType  string
 	fatal     bool // the document cannot be validated further
 	issues    []Issue
@@ -257,9 +260,22 @@ func (w *walker) syntaxError(what string) error {
 	return errStop
 }
 
+// full reports whether the issue cap is reached, counting the issue about to be dropped:
+// a hostile body of a million empty strings must not cost a million paths.
+func (w *walker) full() bool {
+	if w.maxIssues > 0 && len(w.issues) >= w.maxIssues {
+		w.dropped++
+		return true
+	}
+	return false
+}
+
 // issue records a problem at the path of the innermost open frame extended by key (an
 // object property) or index (an array element, when >= 0).
 func (w *walker) issue(severity, code, diag string, key []byte, index int) {
+	if w.full() {
+		return
+	}
 	w.issues = append(w.issues, Issue{
 		Severity:    severity,
 		Code:        code,
@@ -270,6 +286,9 @@ func (w *walker) issue(severity, code, diag string, key []byte, index int) {
 
 // issueAt records a problem at a path built by the caller (relative to the root).
 func (w *walker) issueAt(severity, code, diag, path string) {
+	if w.full() {
+		return
+	}
 	w.issues = append(w.issues, Issue{Severity: severity, Code: code, Diagnostics: diag, Expression: []string{path}})
 }
 

@@ -44,6 +44,12 @@ type xtoken struct {
 	target  string  // xProcInst
 }
 
+// Limits that keep hostile markup linear to check; real narratives stay far below them.
+const (
+	maxXAttrs    = 64 // attributes on one element
+	maxXBindings = 32 // namespace prefixes declared in scope
+)
+
 type nsBinding struct {
 	prefix, uri string
 }
@@ -241,6 +247,9 @@ func (x *xtokenizer) start() (xtoken, error) {
 		if err != nil {
 			return xtoken{}, err
 		}
+		if len(attrs) >= maxXAttrs {
+			return xtoken{}, x.errf("more than %d attributes in <%s>", maxXAttrs, qname)
+		}
 		for _, a := range attrs {
 			if a.qname == an {
 				return xtoken{}, x.errf("duplicate attribute %s in <%s>", an, qname)
@@ -256,6 +265,9 @@ func (x *xtokenizer) start() (xtoken, error) {
 		case a.qname == "xmlns":
 			e.defNS = a.value
 		case strings.HasPrefix(a.qname, "xmlns:"):
+			if len(x.ns) >= maxXBindings {
+				return xtoken{}, x.errf("more than %d namespace declarations in scope", maxXBindings)
+			}
 			x.ns = append(x.ns, nsBinding{prefix: a.qname[len("xmlns:"):], uri: a.value})
 		}
 	}
