@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 )
@@ -12,21 +13,17 @@ import (
 var typeInteractions = []string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"}
 
 // systemInteractions are the whole-system interactions served.
-var systemInteractions = []string{"transaction", "batch", "history-system"}
+var systemInteractions = []string{"transaction", "batch", "history-system", "search-system"}
 
-// operations are the FHIR operations served, with their official definitions.
+// operations are the FHIR operations served, with their official definitions; types
+// limits an operation to some resource types (nil: all).
 var operations = []struct {
 	name, definition string
-	typeLevel        bool
+	types            []string
 }{
-	{"validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate", true},
-}
-
-// conditionSearchParams are the search parameters the server answers today (conditions and
-// type-level search); each has its official definition.
-var conditionSearchParams = []struct{ name, definition, typ, doc string }{
-	{"_id", "http://hl7.org/fhir/SearchParameter/Resource-id", "token", "Logical id of the resource"},
-	{"identifier", "", "token", "Business identifier (the resource's top-level identifier element)"},
+	{"validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate", nil},
+	{"lastn", "http://hl7.org/fhir/OperationDefinition/Observation-lastn", []string{"Observation"}},
+	{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything", []string{"Patient"}},
 }
 
 // capabilities serves GET /metadata: a CapabilityStatement describing what this server
@@ -43,6 +40,18 @@ func (s *Server) capabilities(req *request) (*response, error) {
 func (s *Server) capabilityStatement(terse bool) map[string]any {
 	types := append([]string(nil), resourceTypes...)
 	sort.Strings(types)
+	// _revinclude: every reference parameter of any type that may point to t.
+	revIncludes := map[string][]any{}
+	for _, src := range types {
+		for _, sp := range s.store.SearchParams(src) {
+			if sp.Type != "reference" {
+				continue
+			}
+			for _, target := range sp.Targets {
+				revIncludes[target] = append(revIncludes[target], src+":"+sp.Name)
+			}
+		}
+	}
 	var resources []any
 	for _, t := range types {
 		r := map[string]any{"type": t}
@@ -52,18 +61,29 @@ func (s *Server) capabilityStatement(terse bool) map[string]any {
 				inter = append(inter, map[string]any{"code": code})
 			}
 			var sps []any
-			for _, sp := range conditionSearchParams {
-				p := map[string]any{"name": sp.name, "type": sp.typ, "documentation": sp.doc}
-				if sp.definition != "" {
-					p["definition"] = sp.definition
+			includes := []any{"*"}
+			for _, sp := range s.store.SearchParams(t) {
+				p := map[string]any{"name": sp.Name, "type": sp.Type}
+				if sp.URL != "" {
+					p["definition"] = sp.URL
+				}
+				if sp.Doc != "" {
+					p["documentation"] = sp.Doc
 				}
 				sps = append(sps, p)
+				if sp.Type == "reference" {
+					includes = append(includes, t+":"+sp.Name)
+				}
 			}
 			var ops []any
 			for _, op := range operations {
-				if op.typeLevel {
+				if op.types == nil || slices.Contains(op.types, t) {
 					ops = append(ops, map[string]any{"name": op.name, "definition": op.definition})
 				}
+			}
+			r["searchInclude"] = includes
+			if rev := revIncludes[t]; len(rev) > 0 {
+				r["searchRevInclude"] = rev
 			}
 			r["interaction"] = inter
 			r["versioning"] = "versioned-update"

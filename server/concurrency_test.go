@@ -200,3 +200,75 @@ func mustDecode(t testing.TB, b []byte) map[string]any {
 	}
 	return m
 }
+
+// TestConcurrentConditionalCreate sends the same conditional create 20 times at once, as
+// a device retrying a reading would: one creates, the others find it, and one resource
+// exists.
+func TestConcurrentConditionalCreate(t *testing.T) {
+	forBackends(t, func(t *testing.T, b storetest.Backend) {
+		ts := newTestServer(t, b)
+		const n = 20
+		results := make([]*result, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				results[i], errs[i] = ts.try(http.MethodPost, "Patient", patient("Once", mrn+"|once"), "If-None-Exist", "identifier="+mrn+"|once")
+			}()
+		}
+		close(start)
+		wg.Wait()
+		created := 0
+		ids := map[string]bool{}
+		for i, r := range results {
+			if errs[i] != nil {
+				t.Fatalf("request %d: %v", i, errs[i])
+			}
+			switch r.Status {
+			case http.StatusCreated:
+				created++
+			case http.StatusOK:
+			default:
+				t.Errorf("request %d: status %d:\n%s", i, r.Status, r.Body)
+				continue
+			}
+			ids[r.json(t)["id"].(string)] = true
+		}
+		if created != 1 || len(ids) != 1 {
+			t.Errorf("%d creates and %d distinct ids, want 1 and 1", created, len(ids))
+		}
+		if n := ts.typeTotal(t, "Patient"); n != 1 {
+			t.Errorf("%d Patient versions stored, want 1", n)
+		}
+	})
+}
+
+// TestConcurrentUpdateAsCreate sends 20 updates of one new id at once: one creates it
+// (201), the others update it (200), and the versions are 1..20 without gaps.
+func TestConcurrentUpdateAsCreate(t *testing.T) {
+	forBackends(t, func(t *testing.T, b storetest.Backend) {
+		ts := newTestServer(t, b)
+		const n = 20
+		results := updateConcurrently(t, ts, "brand-new", n)
+		created := 0
+		for i, r := range results {
+			switch r.Status {
+			case http.StatusCreated:
+				created++
+			case http.StatusOK:
+			default:
+				t.Errorf("update %d: status %d:\n%s", i, r.Status, r.Body)
+			}
+		}
+		if created != 1 {
+			t.Errorf("%d updates answered 201, want 1", created)
+		}
+		if d := diff(etagsUpTo(n), versionsOf(t, ts, "brand-new")); d != "" {
+			t.Errorf("history versions (-want +got):\n%s", d)
+		}
+	})
+}

@@ -36,8 +36,7 @@ func TestConditionalCreate(t *testing.T) {
 			{"one match by _id", "_id=" + id, http.StatusOK, id},
 			{"no match", "identifier=" + url.QueryEscape(mrn+"|2"), http.StatusCreated, ""},
 			{"several matches", "identifier=" + url.QueryEscape(mrn+"|dup"), http.StatusPreconditionFailed, ""},
-			{"unsupported parameter", "name=Curie", http.StatusBadRequest, ""},
-			{"identifier without value", "identifier=", http.StatusBadRequest, ""},
+			{"unknown parameter", "not-a-param=1", http.StatusBadRequest, ""},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -123,7 +122,7 @@ func TestConditionalUpdate(t *testing.T) {
 			{"several matches", q("dup"), "", http.StatusPreconditionFailed, ""},
 			{"no condition", "Patient", "", http.StatusBadRequest, ""},
 			{"only result parameters", "Patient?_count=1", "", http.StatusBadRequest, ""},
-			{"unsupported parameter", "Patient?family=Noether", "", http.StatusBadRequest, ""},
+			{"unknown parameter", "Patient?not-a-param=1", "", http.StatusBadRequest, ""},
 		}
 		for _, tc := range errs {
 			t.Run(tc.name, func(t *testing.T) {
@@ -157,7 +156,7 @@ func TestConditionalDelete(t *testing.T) {
 			{"several matches delete them all", q("ddup"), http.StatusOK, []string{dupA, dupB}},
 			{"by _id", "Patient?_id=" + keep, http.StatusOK, []string{keep}},
 			{"no condition", "Patient", http.StatusBadRequest, nil},
-			{"unsupported parameter", "Patient?name=Keep", http.StatusBadRequest, nil},
+			{"unknown parameter", "Patient?not-a-param=1", http.StatusBadRequest, nil},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/vigil-health/vigil/fhirstore"
@@ -29,52 +31,37 @@ func conditionParams(q url.Values) []string {
 	return names
 }
 
-// match finds the live resources of typ selected by q (at most limit ids). Conditions
-// support _id and identifier; any other selecting parameter is refused with 400, because
-// ignoring it would make a conditional write act on the wrong resource.
+// match finds the live resources of typ selected by the search q (at most limit ids; one
+// more than the largest page means "more than that"). Any search the server answers can
+// be a condition; result parameters (_count, _sort ...) are ignored.
 func (s *Server) match(ctx context.Context, tx *fhirstore.Tx, typ string, q url.Values, limit int) ([]string, *Error) {
-	var ids []string
-	var tokens []fhirstore.TokenMatch
 	names := conditionParams(q)
 	if len(names) == 0 {
 		return nil, errorf(http.StatusBadRequest, "invalid", "the condition selects nothing: give search parameters such as identifier=system|value")
 	}
-	idSets := 0
-	for _, name := range names {
-		for _, v := range q[name] {
-			switch name {
-			case "_id":
-				idSets++
-				set := strings.Split(v, ",")
-				if idSets == 1 {
-					ids = set
-				} else {
-					ids = intersect(ids, set)
-					if len(ids) == 0 {
-						return nil, nil
-					}
-				}
-			case "identifier":
-				// Comma-separated alternatives (OR) are not expressible as one TokenMatch;
-				// a condition is about one identifier, so refuse rather than guess.
-				if strings.Contains(v, ",") {
-					return nil, errorf(http.StatusBadRequest, "not-supported", "identifier with several alternatives is not supported in a condition")
-				}
-				tok := parseToken("identifier", v)
-				if tok.Code == "" && tok.System == "" {
-					return nil, errorf(http.StatusBadRequest, "invalid", "identifier needs a value: identifier=[system|]value")
-				}
-				tokens = append(tokens, tok)
-			default:
-				return nil, errorf(http.StatusBadRequest, "not-supported", "search parameter %q is not supported in conditions: use _id or identifier", name)
-			}
-		}
+	params := url.Values{}
+	for _, n := range names {
+		params[n] = q[n]
 	}
-	found, err := tx.FindIDs(ctx, typ, ids, tokens, limit)
+	count := min(limit, fhirstore.MaxPageSize)
+	params.Set("_count", strconv.Itoa(count))
+	params.Set("_sort", "_id")
+	res, err := tx.Search(ctx, fhirstore.SearchRequest{Type: typ, Params: params})
 	if err != nil {
+		var fe *Error
+		if errors.As(searchError(err), &fe) {
+			return nil, fe
+		}
 		return nil, asError(err)
 	}
-	return found, nil
+	ids := make([]string, 0, len(res.Matches)+1)
+	for _, r := range res.Matches {
+		ids = append(ids, r.ID)
+	}
+	if res.Next != "" && len(ids) == count {
+		ids = append(ids, "") // more than one page: callers only compare the count
+	}
+	return ids, nil
 }
 
 // parseToken reads a token search value: code, system|code, |code or system|.

@@ -116,6 +116,13 @@ func (s *Server) dispatch(ctx context.Context, req *request) (*response, string,
 			resp, err := s.operation(ctx, req, typ, id, third)
 			return resp, "operation", err
 		}
+		if s.types[third] {
+			if m == http.MethodGet {
+				resp, err := s.searchCompartment(ctx, req, typ, id, third)
+				return resp, "search-compartment", err
+			}
+			return notAllowed(typ + "/[id]/" + third)
+		}
 	case 4:
 		id, third, vid := segs[1], segs[2], segs[3]
 		if third == "_history" {

@@ -18,6 +18,21 @@ func (s *Server) operation(ctx context.Context, req *request, typ, id, op string
 			return nil, errorf(http.StatusMethodNotAllowed, "not-supported", "$validate takes POST (or GET on an instance)")
 		}
 		return s.validateOp(ctx, req, typ, id)
+	case "$lastn":
+		if typ == "Observation" && id == "" && req.method == http.MethodGet {
+			return s.lastN(ctx, req)
+		}
+	case "$everything":
+		if typ == "Patient" && id != "" && req.method == http.MethodGet {
+			return s.everything(ctx, req, id)
+		}
+	}
+	if req.method != http.MethodGet && req.method != http.MethodPost {
+		return nil, errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", req.method, op)
+	}
+	switch op {
+	case "$lastn", "$everything":
+		return nil, errorf(http.StatusNotFound, "not-supported", "operation %s is served at GET Observation/$lastn and GET Patient/[id]/$everything", op)
 	}
 	return nil, errorf(http.StatusNotFound, "not-supported", "operation %s is not supported on %s", op, typ)
 }

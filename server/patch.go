@@ -70,7 +70,16 @@ func (s *Server) patchTx(ctx context.Context, tx *fhirstore.Tx, typ, id, content
 		apply = func(doc map[string]any) (map[string]any, *Error) {
 			out, err := fhirpath.ApplyPatch(doc, params)
 			if err != nil {
-				return nil, errorf(http.StatusUnprocessableEntity, "processing", "FHIRPath Patch failed: %v", err)
+				status := http.StatusUnprocessableEntity
+				if errors.Is(err, fhirpath.ErrPatchInvalid) {
+					status = http.StatusBadRequest
+				}
+				fe := errorf(status, "processing", "FHIRPath Patch failed: %v", err)
+				var pe *fhirpath.PatchError
+				if errors.As(err, &pe) && pe.Path != "" {
+					fe.withExpr(pe.Path)
+				}
+				return nil, fe
 			}
 			m, ok := out.(map[string]any)
 			if !ok {

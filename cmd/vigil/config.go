@@ -25,6 +25,7 @@ type serveConfig struct {
 	LogLevel        string
 	LogFormat       string
 	CreatePatients  bool
+	AlertRules      string
 }
 
 // envFlags binds each flag to a VIGIL_* variable: the variable sets the default, the flag
@@ -94,6 +95,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	ef.String(&c.LogLevel, "log-level", "VIGIL_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	ef.String(&c.LogFormat, "log-format", "VIGIL_LOG_FORMAT", "json", "log format: json or text")
 	ef.Bool(&c.CreatePatients, "ingest-create-patients", "VIGIL_INGEST_CREATE_PATIENTS", true, "let device ingest create a Patient for an unknown patient identifier (false: such readings are rejected)")
+	ef.String(&c.AlertRules, "alert-rules", "VIGIL_ALERT_RULES", "", "JSON file of alert rules overriding the defaults (thresholds, NEWS2, window)")
 	if ef.err != nil {
 		return nil, ef.err
 	}

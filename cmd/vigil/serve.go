@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 
 	"github.com/vigil-health/vigil/fhirstore"
+	"github.com/vigil-health/vigil/mappers/alerts"
 	"github.com/vigil-health/vigil/server"
 )
 
@@ -27,6 +29,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	rules := alerts.DefaultRules()
+	if cfg.AlertRules != "" {
+		f, err := os.Open(cfg.AlertRules)
+		if err != nil {
+			return usageError{fmt.Errorf("--alert-rules: %w", err)}
+		}
+		rules, err = alerts.LoadRules(f)
+		f.Close()
+		if err != nil {
+			return usageError{fmt.Errorf("--alert-rules %s: %w", cfg.AlertRules, err)}
+		}
+	}
+	st.AddHook(server.NewAlertHook(rules, log))
 
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
