@@ -301,6 +301,13 @@ func firstExpr(is Issue) string {
 // every path (used for contained resources). parsed reports whether parsing succeeded, in
 // which case the validation issues are complete.
 func (v *Validator) libraryIssues(body []byte, prefix string) (issues []Issue, parsed bool, err error) {
+	// A panic in the library on some input must not take the server down: it becomes an
+	// internal error for this request.
+	defer func() {
+		if r := recover(); r != nil {
+			issues, parsed, err = nil, false, fmt.Errorf("fhirvalidate: google/fhir/go panicked: %v", r)
+		}
+	}()
 	_, outcome, perr := v.um.UnmarshalWithOutcome(body)
 	if perr != nil {
 		list, ok := unmarshalErrors(perr)
@@ -391,7 +398,7 @@ func parseErrorIssue(e parseError, prefix string) Issue {
 		if i := strings.LastIndexByte(path, '.'); i > 0 {
 			path = path[:i]
 		}
-		is.Diagnostics = fmt.Sprintf("unknown resource type %s", e.diagnostics)
+		is.Diagnostics = fmt.Sprintf("unknown resource type %.66s", e.diagnostics)
 	case strings.HasPrefix(e.details, "missing required field"):
 		is.Code = CodeRequired
 	case strings.HasPrefix(e.details, "cannot accept multiple values"):

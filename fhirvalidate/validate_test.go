@@ -73,6 +73,7 @@ func TestValidate(t *testing.T) {
 		{name: "bad JSON truncated", body: obs[:60], wantType: "Observation", want: []want{{SeverityFatal, CodeStructure, ""}}, diag: "invalid JSON"},
 		{name: "bad JSON after object", body: obs + "{}", wantType: "Observation", want: []want{{SeverityFatal, CodeStructure, ""}}, diag: "after the top-level object"},
 		{name: "invalid UTF-8", body: `{"resourceType":"Patient","name":[{"family":"M` + "\xff" + `"}]}`, wantType: "Patient", want: []want{{SeverityFatal, CodeStructure, ""}}, diag: "invalid string"},
+		{name: "byte order mark", body: "\xEF\xBB\xBF" + obs, want: []want{{SeverityFatal, CodeStructure, ""}}, diag: "byte order mark"},
 		{name: "top-level array", body: "[" + obs + "]", want: []want{{SeverityFatal, CodeStructure, ""}}, diag: "JSON array"},
 		{name: "missing resourceType", body: `{"status":"final"}`, want: []want{{SeverityFatal, CodeRequired, ""}}, diag: "resourceType"},
 		{name: "resourceType not a string", body: `{"resourceType":7}`, want: []want{{SeverityFatal, CodeRequired, ""}}, diag: "resourceType"},

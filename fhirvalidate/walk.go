@@ -1,6 +1,7 @@
 package fhirvalidate
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -98,9 +99,12 @@ func (w *walker) run() {
 		return
 	}
 	if w.data[w.pos] != '{' {
-		if w.data[w.pos] == '[' {
+		switch {
+		case bytes.HasPrefix(w.data[w.pos:], []byte("\xEF\xBB\xBF")):
+			w.fatalIssue(CodeStructure, "the body starts with a byte order mark, which JSON does not allow")
+		case w.data[w.pos] == '[':
 			w.fatalIssue(CodeStructure, "the body is a JSON array; expected a FHIR resource as a JSON object")
-		} else {
+		default:
 			w.fatalIssue(CodeStructure, "the body is not a JSON object; expected a FHIR resource as a JSON object")
 		}
 		return
