@@ -149,3 +149,112 @@ func mapText(t testing.TB, text string) *hl7map.Result {
 func TestMapValueTypesGolden(t *testing.T) {
 	checkGolden(t, "value_types.golden.json", marshalEntries(t, mapText(t, valueTypesMessage)))
 }
+
+func TestMapOptionsAndReferences(t *testing.T) {
+	const adt = "MSH|^~\\&|ADT1|VIGIL_HOSP|VIGIL|VIGIL_HOSP|20261125080000||ADT^A01^ADT_A01|A1|P|2.5.1\n" +
+		"EVN|A01|20261125080000\n" +
+		"PID|1||MRN1^^^VIGIL_HOSP^MR||Doe^Jane||19580214|F\n" +
+		"PV1|1|E|ER^^^VIGIL_HOSP||||||||||||||||V9^^^VIGIL_HOSP^VN|||||||||||||||||||||||||20261125075500"
+	oru := pcdHeader[:len(pcdHeader)-len("OBR|1|E1^GW|E1^GW|182777000^monitoring of patient^SCT|||20261125093000+0000\n")] +
+		"PV1||I|ICU^W12^1^HOSP||||||||||||||||V7\n" +
+		"OBR|1|E1^GW|E1^GW|182777000^monitoring of patient^SCT|||20261125093000+0000\n" +
+		"OBX|1|NM|147842^MDC_ECG_HEART_RATE^MDC|1.1.1.1|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64"
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		paris = time.FixedZone("CET", 3600)
+	}
+	tests := []struct {
+		name  string
+		text  string
+		opts  hl7map.Options
+		check func(t *testing.T, res *hl7map.Result)
+	}{
+		{
+			name: "assigning authority mapped by Options.Systems",
+			text: adt,
+			opts: hl7map.Options{Systems: map[string]string{"VIGIL_HOSP": "urn:oid:2.16.840.1.113883.3.9999"}},
+			check: func(t *testing.T, res *hl7map.Result) {
+				want := []string{
+					"identifier=urn:oid:2.16.840.1.113883.3.9999|MRN1",
+					"identifier=urn:oid:2.16.840.1.113883.3.9999|V9",
+				}
+				var got []string
+				for _, e := range res.Entries {
+					got = append(got, e.IfNoneExist)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("match queries (-want +got):\n%s", diff)
+				}
+			},
+		},
+		{
+			name: "local times in Options.Location",
+			text: adt,
+			opts: hl7map.Options{Location: paris},
+			check: func(t *testing.T, res *hl7map.Result) {
+				enc := byType(res, "Encounter")[0]
+				if got := enc["period"].(map[string]any)["start"]; got != "2026-11-25T07:55:00+01:00" {
+					t.Errorf("period.start = %v, want 2026-11-25T07:55:00+01:00", got)
+				}
+				if got := enc["class"].(map[string]any)["code"]; got != "EMER" {
+					t.Errorf("class = %v, want EMER", got)
+				}
+			},
+		},
+		{
+			name: "ORU with a visit number references its Encounter",
+			text: oru,
+			opts: goldenOpts,
+			check: func(t *testing.T, res *hl7map.Result) {
+				var kinds []string
+				for _, e := range res.Entries {
+					kinds = append(kinds, e.Resource["resourceType"].(string))
+					if e.UpdateIfExists {
+						t.Errorf("%v of an ORU updates an existing one", e.Resource["resourceType"])
+					}
+				}
+				if diff := cmp.Diff([]string{"Patient", "Encounter", "Device", "Observation"}, kinds); diff != "" {
+					t.Fatalf("entries (-want +got):\n%s", diff)
+				}
+				enc, obs := res.Entries[1], res.Entries[3].Resource
+				if got := obs["encounter"].(map[string]any)["reference"]; got != enc.FullURL {
+					t.Errorf("Observation.encounter = %v, want %s", got, enc.FullURL)
+				}
+				if got := obs["subject"].(map[string]any)["reference"]; got != res.Entries[0].FullURL {
+					t.Errorf("Observation.subject = %v, want the Patient entry", got)
+				}
+				if got := obs["device"].(map[string]any)["reference"]; got != res.Entries[2].FullURL {
+					t.Errorf("Observation.device = %v, want the Device entry", got)
+				}
+				// No assigning authority: the sending facility (MSH-4) assigned it.
+				if enc.IfNoneExist != "identifier=urn:vigil:hl7:ICU|V7" {
+					t.Errorf("Encounter match = %q", enc.IfNoneExist)
+				}
+			},
+		},
+		{
+			name: "same message maps to the same result",
+			text: oru,
+			opts: goldenOpts,
+			check: func(t *testing.T, res *hl7map.Result) {
+				again := mapText(t, oru)
+				if diff := cmp.Diff(marshalEntries(t, again), marshalEntries(t, res)); diff != "" {
+					t.Errorf("second mapping differs:\n%s", diff)
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := hl7v2.Parse([]byte(strings.ReplaceAll(tc.text, "\n", "\r")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := hl7map.MapMessage(m, tc.opts)
+			if err != nil {
+				t.Fatalf("MapMessage: %v", err)
+			}
+			tc.check(t, res)
+		})
+	}
+}

@@ -218,10 +218,13 @@ func (x *mapper) system(hd hl7v2.HD) string {
 	return ""
 }
 
+// tokenEscaper escapes the FHIR search special characters of a token.
+var tokenEscaper = strings.NewReplacer(`\`, `\\`, `|`, `\|`, `,`, `\,`, `$`, `\$`)
+
 // identifierQuery builds the URL-encoded "identifier=system|value" search
 // of a token, with the FHIR search escapes in the value.
 func identifierQuery(system, value string) string {
-	esc := strings.NewReplacer(`\`, `\\`, `|`, `\|`, `,`, `\,`, `$`, `\$`)
+	esc := tokenEscaper
 	tok := esc.Replace(value)
 	if system != "" {
 		tok = esc.Replace(system) + "|" + tok

@@ -91,18 +91,20 @@ func (x *mapper) deviceOf(ei hl7v2.EI, l hl7v2.Location) (mappers.DeviceInfo, bo
 	return mappers.DeviceInfo{Identifier: mappers.Identifier{System: sys, Value: ei.EntityIdentifier}}, true
 }
 
+// isEUI64 reports whether s is 16 hexadecimal digits, maybe grouped with
+// '-' or ':'.
 func isEUI64(s string) bool {
-	s = strings.NewReplacer("-", "", ":", "").Replace(strings.TrimSpace(s))
-	if len(s) != 16 {
-		return false
-	}
+	n := 0
 	for i := 0; i < len(s); i++ {
-		c := s[i] | 0x20
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+		switch c := s[i] | 0x20; {
+		case c >= '0' && c <= '9' || c >= 'a' && c <= 'f':
+			n++
+		case s[i] == '-' || s[i] == ':':
+		default:
 			return false
 		}
 	}
-	return true
+	return n == 16
 }
 
 // mapDeviceReport maps the OBX rows of an IHE PCD-01 ORU^R01: Devices from
