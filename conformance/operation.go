@@ -141,7 +141,7 @@ func operationLabel(op *operation) string {
 func (x *run) operation(op *operation) ActionResult {
 	ar := ActionResult{Kind: "operation", Label: operationLabel(op)}
 	fail := func(err error) ActionResult {
-		ar.Result, ar.Message = ResultError, err.Error()
+		ar.Result, ar.Message, ar.unsent = ResultError, err.Error(), true
 		return ar
 	}
 	code := ""
@@ -195,7 +195,8 @@ func (x *run) operation(op *operation) ActionResult {
 	}
 	ex, err := x.send(method, u, body, h)
 	if err != nil {
-		return fail(err)
+		ar.Result, ar.Message = ResultError, err.Error()
+		return ar
 	}
 	x.last = ex
 	if op.ResponseID != "" {

@@ -108,6 +108,9 @@ type ActionResult struct {
 	// Request is the request line of the exchange the action concerns ("GET <url>"),
 	// Status its response status ("404 Not Found"), Body its response body, truncated.
 	Request, Status, Body string
+
+	// unsent marks an operation that could not be built (missing fixture or variable).
+	unsent bool
 }
 
 // Result is the outcome of one TestScript.
@@ -335,6 +338,12 @@ func (x *run) execute() {
 		for _, a := range x.script.Teardown.Action {
 			ar := x.action(a)
 			ar.Section = "teardown"
+			if ar.unsent && !(setupOK && x.allTestsRan()) {
+				// Cleaning up what an earlier failure never created is not a failure of
+				// its own: the cause is already reported.
+				ar.Result = ResultSkip
+				ar.Message = "not run: " + ar.Message
+			}
 			x.add(ar)
 		}
 	}
@@ -345,6 +354,16 @@ func (x *run) execute() {
 		}
 		x.add(x.autodelete(f))
 	}
+}
+
+// allTestsRan reports whether no test action so far failed, erred or was skipped.
+func (x *run) allTestsRan() bool {
+	for _, a := range x.actions {
+		if a.Result == ResultFail || a.Result == ResultError || a.Result == ResultSkip {
+			return false
+		}
+	}
+	return true
 }
 
 func (x *run) scriptFixture(id string) scriptFixture {
