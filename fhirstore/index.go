@@ -203,18 +203,29 @@ func (x *SearchIndexer) index(typ string, res map[string]any, strict bool) (*Ind
 			continue
 		}
 		if p.typ == ParamComposite {
+		element:
 			for _, v := range vals {
-				e.grp++
+				// A composite matches only when every component has a value: skip
+				// elements with a missing component (code-value-date of an Observation
+				// with a valueQuantity).
+				comps := make([]fhirpath.Collection, len(p.comps))
 				for i, c := range p.comps {
 					cv, err := c.expr.Evaluate(v, env)
 					if err != nil {
 						if strict {
 							return nil, fmt.Errorf("%s %s component %d: %w", typ, p.code, i, err)
 						}
-						continue
+						continue element
 					}
+					if len(cv) == 0 {
+						continue element
+					}
+					comps[i] = cv
+				}
+				e.grp++
+				for i, c := range p.comps {
 					name := p.code + "$" + strconv.Itoa(i)
-					for _, item := range cv {
+					for _, item := range comps[i] {
 						e.add(name, c.typ, item, e.grp)
 					}
 				}

@@ -95,6 +95,8 @@ type registrySnapshot struct {
 	raw    map[string]*rawSearchParam         // by URL
 	byType map[string]map[string]*searchParam // type -> code -> param ("Resource" for common ones)
 	types  map[string]bool                    // every resource type named by a definition
+	// sorted caches params(typ); a snapshot never changes once published.
+	sorted sync.Map // string -> []*searchParam
 }
 
 var (
@@ -332,6 +334,15 @@ func (s *registrySnapshot) lookup(typ, code string) *searchParam {
 
 // params returns every parameter that applies to typ, in code order.
 func (s *registrySnapshot) params(typ string) []*searchParam {
+	if v, ok := s.sorted.Load(typ); ok {
+		return v.([]*searchParam)
+	}
+	out := s.buildParams(typ)
+	s.sorted.Store(typ, out)
+	return out
+}
+
+func (s *registrySnapshot) buildParams(typ string) []*searchParam {
 	seen := map[string]*searchParam{}
 	for k, v := range s.byType["Resource"] {
 		seen[k] = v

@@ -2,12 +2,13 @@ package fhirstore
 
 // searchIndexDDL is migration 2: one index table per search parameter type besides
 // idx_token (created by migration 1), a grp column on every table pairing the components
-// of composite parameters, and the B-tree indexes the common queries use: parameter +
-// value + rid for filters, rid for joins back to the resource, and target type/id for
-// reverse includes and _has.
+// of composite parameters, and the B-tree indexes the common queries use: type + parameter
+// + value + rid for filters, rid for sorting and deleting, and target id first for
+// references (it serves patient=X, reverse includes, compartments and $everything alike).
+// Every index costs page writes on each create, so there are no others: :text and
+// :contains scan, and so do absolute-URL reference searches.
 var searchIndexDDL = []string{
 	`ALTER TABLE idx_token ADD COLUMN grp INTEGER NOT NULL DEFAULT 0`,
-	`CREATE INDEX idx_token_text ON idx_token (type, param, text)`,
 	`CREATE TABLE idx_string (
 		rid BIGINT NOT NULL,
 		type TEXT NOT NULL,
@@ -28,9 +29,7 @@ var searchIndexDDL = []string{
 		version TEXT NOT NULL DEFAULT '',
 		grp INTEGER NOT NULL DEFAULT 0
 	)`,
-	`CREATE INDEX idx_reference_target ON idx_reference (type, param, target_id, target_type, rid)`,
-	`CREATE INDEX idx_reference_rev ON idx_reference (target_type, target_id, type, param)`,
-	`CREATE INDEX idx_reference_url ON idx_reference (type, param, url)`,
+	`CREATE INDEX idx_reference_target ON idx_reference (target_id, type, param, target_type, rid)`,
 	`CREATE INDEX idx_reference_rid ON idx_reference (rid)`,
 	`CREATE TABLE idx_date (
 		rid BIGINT NOT NULL,
@@ -41,7 +40,6 @@ var searchIndexDDL = []string{
 		grp INTEGER NOT NULL DEFAULT 0
 	)`,
 	`CREATE INDEX idx_date_low ON idx_date (type, param, low, high, rid)`,
-	`CREATE INDEX idx_date_high ON idx_date (type, param, high, rid)`,
 	`CREATE INDEX idx_date_rid ON idx_date (rid, param)`,
 	`CREATE TABLE idx_number (
 		rid BIGINT NOT NULL,
@@ -70,7 +68,6 @@ var searchIndexDDL = []string{
 		chigh REAL8 NOT NULL DEFAULT 0,
 		grp INTEGER NOT NULL DEFAULT 0
 	)`,
-	`CREATE INDEX idx_quantity_value ON idx_quantity (type, param, value, rid)`,
 	`CREATE INDEX idx_quantity_canon ON idx_quantity (type, param, ccode, cvalue, rid)`,
 	`CREATE INDEX idx_quantity_rid ON idx_quantity (rid)`,
 	`CREATE TABLE idx_uri (
