@@ -18,14 +18,30 @@
 //     it is the very Observation that ingest builds for the same reading:
 //     same deterministic identifier, codes, vital-signs profile and value.
 //     The systolic, diastolic and mean rows of one blood pressure measurement
-//     (same device, channel and time) become one panel. Rows of MDS, VMD and
-//     CHAN level without a value describe the device and are not Observations.
+//     (same device, channel and time) become one panel. Rows without a value
+//     (the MDS, VMD and CHAN rows that describe the device hierarchy) are not
+//     Observations, and the OBR of a device report (a monitoring session) is
+//     not a DiagnosticReport. A row without OBX-18 belongs to the device of
+//     its MDS row, else to the gateway when MSH-3 carries an EUI-64.
 //   - ORU^R01 from a laboratory: one DiagnosticReport per OBR and one
 //     Observation per OBX (LOINC or local codes, UCUM units, reference range,
 //     interpretation, notes).
 //   - ADT^A01, A04, A08, A28, A31 and A03: Patient, updated when one with the
 //     same identifier exists, and Encounter, matched by visit number (A01
-//     in-progress, A04 arrived, A03 finished with its period end).
+//     in-progress, A04 arrived, A03 finished with its period end from PV1-45,
+//     else EVN-6, else EVN-2).
+//
+// Patients, Encounters and Devices are matched by their first identifier
+// (PID-3, PV1-19, OBX-18); Observations by their deterministic identifier.
+// ORU messages create a Patient or Encounter only when none matches (results
+// do not overwrite registration data); ADT messages update them. Device
+// Observations are updated when their status is a correction (amended,
+// corrected, entered-in-error, cancelled); laboratory Observations and
+// DiagnosticReports always, as results move from preliminary to final.
+//
+// OBX-11 maps to the Observation status as the v2-to-FHIR ConceptMap of
+// table 0085 does: F and U final, P, R and S preliminary, C corrected, A and
+// B amended, D and W entered-in-error, X and N cancelled, I and O registered.
 //
 // # Identifier systems
 //

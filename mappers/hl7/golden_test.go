@@ -120,8 +120,8 @@ func TestMapMessageGolden(t *testing.T) {
 }
 
 // valueTypesMessage is a PCD-01 report with a row of each value type that
-// is not a plain number, an unknown MDC code and a reading on another
-// device of the same message.
+// is not a plain number, an unknown MDC code, a reading on another device
+// of the same message and codes sent as MDC reference ids alone.
 const valueTypesMessage = pcdHeader +
 	"OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X|||||||0012A1FFFE3C4D5E^EUI-64\n" +
 	"OBX|2|ST|184326^MDC_ECG_ELEC_POTL_LEAD_OFF^MDC|1.1.1.1|lead V2 off||||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
@@ -131,7 +131,8 @@ const valueTypesMessage = pcdHeader +
 	"OBX|6|DTM|67981^MDC_ATTR_TIME_ABS^MDC|1.0.0.1|20261125092959+0000||||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
 	"OBX|7|NA|131329^MDC_ECG_ELEC_POTL_I^MDC|1.1.1.3|12^-4^^7|266418^MDC_DIM_MILLI_VOLT^MDC|||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
 	"OBX|8|NM|148065^MDC_ECG_AMPL_ST_I^MDC|1.1.1.4|+.5|266418^MDC_DIM_MILLI_VOLT^MDC|||||C|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n" +
-	"OBX|9|NM|150344^MDC_TEMP^MDC|2.1.1.1|36.9|268192^MDC_DIM_DEGC^MDC|||||F|||20261125093000+0000||||00A0B1FFFE000002^EUI-64\n"
+	"OBX|9|NM|150344^MDC_TEMP^MDC|2.1.1.1|36.9|268192^MDC_DIM_DEGC^MDC|||||F|||20261125093000+0000||||00A0B1FFFE000002^EUI-64\n" +
+	"OBX|10|NM|^MDC_PULS_OXIM_PULS_RATE^MDC|1.2.1.2|71|^MDC_DIM_BEAT_PER_MIN^MDC|||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64\n"
 
 func mapText(t testing.TB, text string) *hl7map.Result {
 	t.Helper()

@@ -227,6 +227,12 @@ func (x *mapper) mapDeviceObservations(rows []deviceRow) {
 		if !strings.EqualFold(sys, "MDC") && strings.EqualFold(cw.AltCodingSystem, "MDC") {
 			code, display, sys = cw.AltIdentifier, cw.AltText, cw.AltCodingSystem
 		}
+		if code == "" && strings.EqualFold(sys, "MDC") {
+			// Some devices send the reference id alone: ^MDC_ECG_HEART_RATE^MDC.
+			if term, ok := codes.LookupRefID(display); ok {
+				code = strconv.FormatUint(uint64(term.Code), 10)
+			}
+		}
 		if code == "" {
 			x.fail(problem(hl7v2.CodeRequiredFieldMissing, loc(s, 3), ErrMissing, "observation identifier (OBX-3) is required"))
 			continue

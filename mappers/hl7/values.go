@@ -2,6 +2,7 @@ package hl7map
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,6 +111,12 @@ type unit struct {
 func parseUnit(c hl7v2.CWE) unit {
 	var u unit
 	for _, t := range [][3]string{{c.Identifier, c.Text, c.CodingSystem}, {c.AltIdentifier, c.AltText, c.AltCodingSystem}} {
+		if t[0] == "" && strings.EqualFold(t[2], "MDC") {
+			// Some devices send the reference id alone: ^MDC_DIM_MMHG^MDC.
+			if term, ok := codes.LookupRefID(t[1]); ok && term.Unit != nil {
+				t[0] = strconv.FormatUint(uint64(term.Code), 10)
+			}
+		}
 		if t[0] == "" {
 			continue
 		}
