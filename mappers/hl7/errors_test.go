@@ -125,6 +125,14 @@ func TestMapMessageErrors(t *testing.T) {
 			ack:  hl7v2.AE,
 		},
 		{
+			name: "text reading in the future",
+			text: pcdHeader + "OBX|1|ST|184326^MDC_ECG_ELEC_POTL_LEAD_OFF^MDC|1.1.1.1|lead V2 off||||||F|||20271125093000+0000||||0012A1FFFE3C4D5E^EUI-64",
+			opts: goldenOpts,
+			want: []problemSummary{{102, "OBX-14"}},
+			kind: hl7map.ErrInvalid,
+			ack:  hl7v2.AE,
+		},
+		{
 			name: "wrong unit for the metric",
 			text: pcdHeader + "OBX|1|NM|147842^MDC_ECG_HEART_RATE^MDC|1.1.1.1|72|266016^MDC_DIM_MMHG^MDC|||||F|||20261125093000+0000||||0012A1FFFE3C4D5E^EUI-64",
 			opts: goldenOpts,

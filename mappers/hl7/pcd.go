@@ -130,8 +130,8 @@ func (x *mapper) mapDeviceReport(groups []*obrGroup) {
 		gateway.key = gateway.info.Key()
 	}
 
-	// First the MDS rows: they name the device of their whole hierarchy and
-	// its type.
+	// First each row's own device (OBX-18), and the MDS rows, which name the
+	// device of their whole hierarchy and its type.
 	var rows []deviceRow
 	mds := map[int]*device{}
 	for _, g := range groups {
@@ -197,7 +197,6 @@ func (x *mapper) mapDeviceReport(groups []*obrGroup) {
 type panel struct {
 	reading mappers.Reading
 	rows    map[string]*obxRow // by component name
-	first   *obxRow
 	unit    unit
 }
 
@@ -274,7 +273,6 @@ func (x *mapper) mapDeviceObservations(rows []deviceRow) {
 				p = &panel{
 					reading: mappers.Reading{Device: dr.dev.info, Patient: x.patientIdent, Metric: m.Name, Time: t, Status: status, Unit: u.UCUM, UnitText: u.Text, Parts: map[string]string{}},
 					rows:    map[string]*obxRow{},
-					first:   dr.row,
 					unit:    u,
 				}
 				panels[key] = p
@@ -299,10 +297,17 @@ func (x *mapper) mapDeviceObservations(rows []deviceRow) {
 		if it.panel != nil {
 			r = &it.panel.reading
 		}
-		if x.opts.Now.IsZero() || it.value != nil {
-			// nothing to check
-		} else if verr := mappers.Validate(r, x.opts.Now, x.opts.Skew); verr != nil {
-			x.validationProblems(verr, it)
+		// Numeric readings get the checks ingest applies; the others have no
+		// metric range to check, only their time.
+		switch {
+		case x.opts.Now.IsZero():
+		case it.value == nil:
+			if verr := mappers.Validate(r, x.opts.Now, x.opts.Skew); verr != nil {
+				x.validationProblems(verr, it)
+				continue
+			}
+		case r.Time.After(x.opts.Now.Add(x.opts.Skew)):
+			x.fail(problem(hl7v2.CodeDataType, loc(it.row.seg, 14), ErrInvalid, "reading rejected: "+mappers.ErrFutureTime.Error()))
 			continue
 		}
 		refs := mappers.Refs{Subject: x.patientURL, Device: it.dev.url}
