@@ -26,7 +26,6 @@ import (
 
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
-	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 )
 
 // Issue severities, as in OperationOutcome.issue.severity.
@@ -351,7 +350,7 @@ func outcomeIssue[E exprValue](severity, diag string, exprs []E, prefix string) 
 	}
 	path := ""
 	if len(exprs) > 0 {
-		path = normalizePath(exprs[0].GetValue(), prefix)
+		path = normalizePath(jsonChoicePath(exprs[0].GetValue()), prefix)
 	}
 	if field, ok := strings.CutPrefix(diag, "missing required field "); ok {
 		is.Code = CodeRequired
@@ -411,47 +410,4 @@ func parseErrorIssue(e parseError, prefix string) Issue {
 		is.Expression = []string{path}
 	}
 	return is
-}
-
-// resourceNames holds every R4 resource type name, in the two spellings the library uses
-// in paths: "Observation" (parse errors) and "observation" (validation issues).
-var resourceNames = func() map[string]bool {
-	names := make(map[string]bool, 300)
-	oneof := (&rpb.ContainedResource{}).ProtoReflect().Descriptor().Oneofs().ByName("oneof_resource")
-	fields := oneof.Fields()
-	for i := range fields.Len() {
-		f := fields.Get(i)
-		names[string(f.Message().Name())] = true
-		names[f.JSONName()] = true
-	}
-	return names
-}()
-
-// isResourceType reports whether name is an R4 resource type.
-func isResourceType(name string) bool {
-	return name != "" && name[0] >= 'A' && name[0] <= 'Z' && resourceNames[name]
-}
-
-// normalizePath turns a library path into a FHIRPath expression: the library inserts the
-// resource type after each nested resource ("Bundle.entry[0].resource.Observation.status",
-// "...resource.observation.status"), which FHIRPath does not have. A non-empty prefix
-// replaces the first segment (the resource type of a resource validated on its own).
-func normalizePath(p, prefix string) string {
-	if p == "" {
-		return prefix
-	}
-	segs := strings.Split(p, ".")
-	out := segs[:1]
-	if prefix != "" {
-		out[0] = prefix
-	}
-	for i := 1; i < len(segs); i++ {
-		prev := segs[i-1]
-		if resourceNames[segs[i]] && (prev == "resource" || prev == "outcome" ||
-			strings.HasPrefix(prev, "contained[") || prev == "contained") {
-			continue
-		}
-		out = append(out, segs[i])
-	}
-	return strings.Join(out, ".")
 }

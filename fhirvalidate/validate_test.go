@@ -94,6 +94,10 @@ func TestValidate(t *testing.T) {
 		{name: "missing required element", body: strings.Replace(obs, `"status":"final",`, "", 1), wantType: "Observation", want: []want{{SeverityError, CodeRequired, "Observation.status"}}, diag: `"status"`},
 		{name: "missing required element in backbone", body: withObs(`"component":[{"valueQuantity":{"value":1}}]`), wantType: "Observation", want: []want{{SeverityError, CodeRequired, "Observation.component[0].code"}}},
 		{name: "wrong reference target type", body: strings.Replace(obs, "Patient/p1", "Medication/m1", 1), wantType: "Observation", want: []want{{SeverityError, CodeValue, "Observation.subject"}}, diag: "Medication"},
+		{name: "wrong reference target in a choice", body: `{"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/p1"},"medicationReference":{"reference":"Patient/p1"}}`, wantType: "MedicationRequest", want: []want{{SeverityError, CodeValue, "MedicationRequest.medicationReference"}}},
+		{name: "missing required element in a choice", body: withObs(`"extension":[{"url":"http://example.org/note","valueAnnotation":{"authorString":"x"}}]`), wantType: "Observation", want: []want{{SeverityError, CodeRequired, "Observation.extension[0].valueAnnotation.text"}}},
+		{name: "missing required element in a primitive extension", body: withObs(`"_status":{"extension":[{"valueString":"x"}]}`), wantType: "Observation", want: []want{{SeverityError, CodeRequired, "Observation.status.extension[0].url"}}},
+		{name: "choice in a bundle entry", body: bundle("batch", `{"resource":{"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/p1"},"medicationReference":{"reference":"Patient/p1"}},"request":{"method":"POST","url":"MedicationRequest"}}`), wantType: "Bundle", want: []want{{SeverityError, CodeValue, "Bundle.entry[0].resource.medicationReference"}}},
 		{name: "invalid id", body: `{"resourceType":"Patient","id":"a b"}`, wantType: "Patient", want: []want{{SeverityError, CodeValue, "Patient.id"}}, diag: "Id"},
 
 		// Our walk: empty values, nulls, property names.
@@ -356,6 +360,32 @@ func TestHasErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := HasErrors(tc.issues); got != tc.want {
 				t.Errorf("HasErrors = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPaths(t *testing.T) {
+	tests := []struct {
+		name, in, prefix, want string
+	}{
+		{"plain", "Observation.subject", "", "Observation.subject"},
+		{"choice", "MedicationRequest.medication.reference", "", "MedicationRequest.medicationReference"},
+		{"choice in array element", "Observation.component[1].value.quantity.code", "", "Observation.component[1].valueQuantity.code"},
+		{"reserved word field", "Encounter.class.code", "", "Encounter.class.code"},
+		{"nested resource", "Bundle.entry[0].resource.observation.value.quantity", "", "Bundle.entry[0].resource.valueQuantity"},
+		{"outcome resource", "Bundle.entry[0].response.outcome.operationOutcome.issue[0]", "", "Bundle.entry[0].response.outcome.issue[0]"},
+		{"parse error path", "Bundle.entry[1].resource.Observation.status", "", "Bundle.entry[1].resource.status"},
+		{"prefix", "Observation.status", "Patient.contained[0]", "Patient.contained[0].status"},
+		{"prefix only", "Observation", "Patient.contained[0]", "Patient.contained[0]"},
+		{"field named like a resource", "Observation.specimen", "", "Observation.specimen"},
+		{"unknown field left alone", "Observation.bogus.value.quantity", "", "Observation.bogus.value.quantity"},
+		{"not a resource", "Nope.x", "", "Nope.x"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := normalizePath(jsonChoicePath(tc.in), tc.prefix); got != tc.want {
+				t.Errorf("path(%q, %q) = %q, want %q", tc.in, tc.prefix, got, tc.want)
 			}
 		})
 	}
