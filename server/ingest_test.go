@@ -1,0 +1,230 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-health/vigil/fhirstore/storetest"
+	"github.com/vigil-health/vigil/mappers/alerts"
+	"github.com/vigil-health/vigil/server"
+)
+
+type ingestResp struct {
+	Created, Duplicates, Rejected, Alerts int
+	Committed                            bool
+	Results                              []struct {
+		Index                        int
+		Status, Reason               string
+		Observation, Device, Patient string
+		Alerts                       []string
+	}
+}
+
+func (ts *testServer) ingest(t *testing.T, body, query string) (*result, ingestResp) {
+	t.Helper()
+	r := ts.do(t, http.MethodPost, "/ingest/readings"+query, body, "Content-Type", "application/json")
+	var out ingestResp
+	if r.Status == http.StatusOK || r.Status == http.StatusUnprocessableEntity {
+		if err := jsonUnmarshal(r.Body, &out); err != nil {
+			t.Fatalf("ingest answer is not JSON: %v\n%s", err, r.Body)
+		}
+	}
+	return r, out
+}
+
+// count returns the number of live resources of a type, through FHIR search.
+func (ts *testServer) count(t *testing.T, query string) int {
+	t.Helper()
+	sep := "?"
+	if strings.Contains(query, "?") {
+		sep = "&"
+	}
+	r := ts.do(t, http.MethodGet, query+sep+"_summary=count", nil)
+	r.wantStatus(t, http.StatusOK)
+	n, _ := r.json(t)["total"].(interface{ String() string })
+	var total int
+	fmt.Sscan(n.String(), &total)
+	return total
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestIngest(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, b, func(c *server.Config) { c.Ingest.CreatePatients = true })
+			vitals := readFile(t, "../testdata/ingest/vigil-vitals.json")
+
+			t.Run("batch then retry", func(t *testing.T) {
+				r, out := ts.ingest(t, vitals, "")
+				r.wantStatus(t, http.StatusOK)
+				if out.Created != 13 || out.Rejected != 0 || !out.Committed {
+					t.Fatalf("first post: %+v", out)
+				}
+				if got := ts.count(t, "Observation?patient.identifier=urn:example:mrn|MRN-000123"); got != 13 {
+					t.Fatalf("%d Observations of the patient, want 13", got)
+				}
+				// One device and one patient, whatever the number of readings.
+				if got := ts.count(t, "Device?identifier=urn:example:gateway-devices|mon-0042"); got != 1 {
+					t.Fatalf("%d Devices, want 1", got)
+				}
+				if got := ts.count(t, "Patient?identifier=urn:example:mrn|MRN-000123"); got != 1 {
+					t.Fatalf("%d Patients, want 1", got)
+				}
+				r, again := ts.ingest(t, vitals, "")
+				r.wantStatus(t, http.StatusOK)
+				if again.Created != 0 || again.Duplicates != 13 {
+					t.Fatalf("retry: %+v, want 13 duplicates", again)
+				}
+				for i := range again.Results {
+					if again.Results[i].Observation != out.Results[i].Observation {
+						t.Errorf("reading %d: duplicate points at %s, first stored as %s", i, again.Results[i].Observation, out.Results[i].Observation)
+					}
+				}
+				if got := ts.count(t, "Observation?patient.identifier=urn:example:mrn|MRN-000123"); got != 13 {
+					t.Fatalf("after the retry: %d Observations, want still 13", got)
+				}
+			})
+
+			t.Run("partial rejection", func(t *testing.T) {
+				before := ts.count(t, "Observation")
+				r, out := ts.ingest(t, readFile(t, "../testdata/ingest/vigil-invalid.json"), "")
+				r.wantStatus(t, http.StatusOK)
+				if out.Rejected == 0 || out.Created == 0 {
+					t.Fatalf("want some rejected and some created: %+v", out)
+				}
+				for _, res := range out.Results {
+					if res.Status == "rejected" && res.Reason == "" {
+						t.Errorf("reading %d rejected without a reason", res.Index)
+					}
+					if res.Status == "rejected" && res.Observation != "" {
+						t.Errorf("reading %d rejected but stored as %s", res.Index, res.Observation)
+					}
+				}
+				if got := ts.count(t, "Observation") - before; got != out.Created {
+					t.Fatalf("%d Observations stored, %d reported created", got, out.Created)
+				}
+			})
+
+			t.Run("atomic rejects the whole batch", func(t *testing.T) {
+				before := ts.count(t, "Observation")
+				r, out := ts.ingest(t, strings.ReplaceAll(readFile(t, "../testdata/ingest/vigil-invalid.json"), "MRN-000123", "MRN-ATOMIC"), "?atomic=true")
+				r.wantStatus(t, http.StatusUnprocessableEntity)
+				if out.Committed {
+					t.Fatal("an atomic batch with bad readings must not commit")
+				}
+				if got := ts.count(t, "Observation"); got != before {
+					t.Fatalf("atomic failure stored %d Observations", got-before)
+				}
+				if got := ts.count(t, "Patient?identifier=urn:example:mrn|MRN-ATOMIC"); got != 0 {
+					t.Fatalf("atomic failure created the patient")
+				}
+			})
+
+			t.Run("malformed document", func(t *testing.T) {
+				r, _ := ts.ingest(t, `{"device": `, "")
+				r.wantStatus(t, http.StatusBadRequest)
+				if r.json(t)["resourceType"] != "OperationOutcome" {
+					t.Fatalf("want an OperationOutcome: %s", r.Body)
+				}
+			})
+		})
+	}
+}
+
+func TestIngestPatientMatching(t *testing.T) {
+	ts := newTestServer(t, storetest.Backends()[0], func(c *server.Config) { c.Ingest.CreatePatients = false })
+	p := ts.do(t, http.MethodPost, "Patient", map[string]any{"resourceType": "Patient",
+		"identifier": []any{map[string]any{"system": "urn:example:mrn", "value": "MRN-000123"}}})
+	p.wantStatus(t, http.StatusCreated)
+	pid := p.json(t)["id"].(string)
+	vitals := readFile(t, "../testdata/ingest/vigil-vitals.json")
+	r, out := ts.ingest(t, vitals, "")
+	r.wantStatus(t, http.StatusOK)
+	if out.Created != 13 || out.Results[0].Patient != "Patient/"+pid {
+		t.Fatalf("readings not matched to the existing patient %s: %+v", pid, out.Results[0])
+	}
+	// An unknown patient is refused when the deployment does not create patients.
+	r, out = ts.ingest(t, strings.ReplaceAll(vitals, "MRN-000123", "MRN-UNKNOWN"), "")
+	r.wantStatus(t, http.StatusUnprocessableEntity)
+	if out.Rejected != 13 || !strings.Contains(out.Results[0].Reason, "no Patient") {
+		t.Fatalf("unknown patient: %+v", out)
+	}
+	if got := ts.count(t, "Patient"); got != 1 {
+		t.Fatalf("%d Patients, want 1", got)
+	}
+}
+
+// vitalsDoc is a compact ingest document with one heart rate taken at t.
+func vitalsDoc(mrn string, hr int, t time.Time) string {
+	return fmt.Sprintf(`{"device": {"identifier": {"system": "urn:test:dev", "value": "mon-%s"}, "type": "multi-parameter-monitor"},
+		"patient": {"identifier": {"system": "urn:test:mrn", "value": %q}},
+		"readings": [{"metric": "heart-rate", "value": %d, "unit": "/min", "time": %q}]}`, mrn, mrn, hr, t.UTC().Format(time.RFC3339))
+}
+
+func TestAlerts(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, b, func(c *server.Config) { c.Ingest.CreatePatients = true })
+			ts.Store.AddHook(server.NewAlertHook(alerts.DefaultRules(), nil))
+			now := time.Now().Add(-10 * time.Minute)
+
+			// Normal heart rate: no alert.
+			_, out := ts.ingest(t, vitalsDoc("A1", 72, now), "")
+			if out.Created != 1 || out.Alerts != 0 {
+				t.Fatalf("normal reading: %+v", out)
+			}
+			// 140 /min is above the high threshold (130): one alert, high severity.
+			_, out = ts.ingest(t, vitalsDoc("A1", 140, now.Add(time.Minute)), "")
+			if out.Alerts != 1 {
+				t.Fatalf("high heart rate raised %d alerts, want 1", out.Alerts)
+			}
+			pat := out.Results[0].Patient
+			issues := ts.do(t, http.MethodGet, "DetectedIssue?patient="+pat+"&code=vital-out-of-range", nil)
+			issues.wantStatus(t, http.StatusOK)
+			entries, _ := issues.json(t)["entry"].([]any)
+			if len(entries) != 1 {
+				t.Fatalf("%d DetectedIssues, want 1:\n%s", len(entries), issues.Body)
+			}
+			di := entries[0].(map[string]any)["resource"].(map[string]any)
+			if di["severity"] != "high" || di["patient"].(map[string]any)["reference"] != pat {
+				t.Fatalf("alert severity %v patient %v", di["severity"], di["patient"])
+			}
+			// The condition persists: the same alert is updated, not duplicated.
+			_, out = ts.ingest(t, vitalsDoc("A1", 145, now.Add(2*time.Minute)), "")
+			if got := ts.count(t, "DetectedIssue?patient="+pat+"&code=vital-out-of-range"); got != 1 {
+				t.Fatalf("persisting condition: %d alerts, want still 1", got)
+			}
+			// An Observation written through the FHIR API is judged by the same rules.
+			obs := map[string]any{
+				"resourceType": "Observation", "status": "final",
+				"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}}}},
+				"code":     map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+				"subject":  map[string]any{"reference": "Patient/fhir-pat"},
+				"effectiveDateTime": now.UTC().Format(time.RFC3339),
+				"valueQuantity":     map[string]any{"value": 32, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+			}
+			ts.do(t, http.MethodPut, "Patient/fhir-pat", map[string]any{"resourceType": "Patient", "id": "fhir-pat"}).wantStatus(t, http.StatusCreated)
+			ts.do(t, http.MethodPost, "Observation", obs).wantStatus(t, http.StatusCreated)
+			if got := ts.count(t, "DetectedIssue?patient=Patient/fhir-pat"); got != 1 {
+				t.Fatalf("a FHIR-created low heart rate raised %d alerts, want 1", got)
+			}
+		})
+	}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
