@@ -16,8 +16,8 @@ import (
 
 type ingestResp struct {
 	Created, Duplicates, Rejected, Alerts int
-	Committed                            bool
-	Results                              []struct {
+	Committed                             bool
+	Results                               []struct {
 		Index                        int
 		Status, Reason               string
 		Observation, Device, Patient string
@@ -212,9 +212,9 @@ func TestAlerts(t *testing.T) {
 			// An Observation written through the FHIR API is judged by the same rules.
 			obs := map[string]any{
 				"resourceType": "Observation", "status": "final",
-				"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}}}},
-				"code":     map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
-				"subject":  map[string]any{"reference": "Patient/fhir-pat"},
+				"category":          []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}}}},
+				"code":              map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+				"subject":           map[string]any{"reference": "Patient/fhir-pat"},
 				"effectiveDateTime": now.UTC().Format(time.RFC3339),
 				"valueQuantity":     map[string]any{"value": 32, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
 			}
