@@ -2,8 +2,12 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -201,50 +205,92 @@ func mustDecode(t testing.TB, b []byte) map[string]any {
 	return m
 }
 
-// TestConcurrentConditionalCreate sends the same conditional create 20 times at once, as
-// a device retrying a reading would: one creates, the others find it, and one resource
-// exists.
-func TestConcurrentConditionalCreate(t *testing.T) {
-	forBackends(t, func(t *testing.T, b storetest.Backend) {
-		ts := newTestServer(t, b)
-		const n = 20
-		results := make([]*result, n)
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				results[i], errs[i] = ts.try(http.MethodPost, "Patient", patient("Once", mrn+"|once"), "If-None-Exist", "identifier="+mrn+"|once")
-			}()
-		}
-		close(start)
-		wg.Wait()
-		created := 0
-		ids := map[string]bool{}
-		for i, r := range results {
-			if errs[i] != nil {
-				t.Fatalf("request %d: %v", i, errs[i])
+// TestConcurrentConditionalWrites sends the same conditional write 20 times at once, as
+// a device retrying a reading would: one creates, the others find what it created, and
+// one resource exists. Conditional creates, conditional updates and transactions with
+// ifNoneExist all take this path.
+func TestConcurrentConditionalWrites(t *testing.T) {
+	const n = 20
+	cond := "identifier=" + url.QueryEscape(mrn+"|once")
+	tests := []struct {
+		name string
+		send func(ts *testServer, i int) (*result, error)
+		// created and found are the statuses of the one that creates and of the others.
+		created, found string
+	}{
+		{"conditional create", func(ts *testServer, i int) (*result, error) {
+			return ts.try(http.MethodPost, "Patient", patient("Once", mrn+"|once"), "If-None-Exist", cond)
+		}, "201", "200"},
+		{"conditional update", func(ts *testServer, i int) (*result, error) {
+			p := patient("Once", mrn+"|once")
+			p["multipleBirthInteger"] = i + 1
+			return ts.try(http.MethodPut, "Patient?"+cond, p)
+		}, "201", "200"},
+		{"transaction with ifNoneExist", func(ts *testServer, i int) (*result, error) {
+			tx := bundleOf("transaction", txEntry("urn:uuid:5d1b7c1e-8f0a-4a57-9c43-2f3b0f6e7a10", "POST", "Patient", patient("Once", mrn+"|once"), "ifNoneExist", cond))
+			r, err := ts.try(http.MethodPost, "", tx)
+			if err != nil || r.Status != http.StatusOK {
+				return r, err
 			}
-			switch r.Status {
-			case http.StatusCreated:
-				created++
-			case http.StatusOK:
-			default:
-				t.Errorf("request %d: status %d:\n%s", i, r.Status, r.Body)
-				continue
+			// Report the entry's status as the request's.
+			var rb responseBundle
+			if err := json.Unmarshal(r.Body, &rb); err != nil || len(rb.Entry) != 1 {
+				return r, fmt.Errorf("bad transaction-response: %v", err)
 			}
-			ids[r.json(t)["id"].(string)] = true
-		}
-		if created != 1 || len(ids) != 1 {
-			t.Errorf("%d creates and %d distinct ids, want 1 and 1", created, len(ids))
-		}
-		if n := ts.typeTotal(t, "Patient"); n != 1 {
-			t.Errorf("%d Patient versions stored, want 1", n)
-		}
-	})
+			code, _, _ := strings.Cut(rb.Entry[0].Response.Status, " ")
+			r.Status, _ = strconv.Atoi(code)
+			r.Body = rb.Entry[0].Resource
+			return r, nil
+		}, "201", "200"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			forBackends(t, func(t *testing.T, b storetest.Backend) {
+				ts := newTestServer(t, b)
+				results := make([]*result, n)
+				errs := make([]error, n)
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						results[i], errs[i] = tc.send(ts, i)
+					}()
+				}
+				close(start)
+				wg.Wait()
+				created := 0
+				ids := map[string]bool{}
+				for i, r := range results {
+					if errs[i] != nil {
+						t.Fatalf("request %d: %v", i, errs[i])
+					}
+					switch strconv.Itoa(r.Status) {
+					case tc.created:
+						created++
+					case tc.found:
+					default:
+						t.Errorf("request %d: status %d:\n%s", i, r.Status, r.Body)
+						continue
+					}
+					ids[r.json(t)["id"].(string)] = true
+				}
+				if created != 1 || len(ids) != 1 {
+					t.Errorf("%d creates and %d distinct ids, want 1 and 1", created, len(ids))
+				}
+				hb := ts.do(t, http.MethodGet, "Patient/_history?_count=1000", nil).history(t)
+				seen := map[string]bool{}
+				for _, e := range hb.Entry {
+					seen[e.FullURL] = true
+				}
+				if len(seen) != 1 {
+					t.Errorf("%d Patients stored, want 1", len(seen))
+				}
+			})
+		})
+	}
 }
 
 // TestConcurrentUpdateAsCreate sends 20 updates of one new id at once: one creates it
