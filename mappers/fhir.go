@@ -266,9 +266,12 @@ func DeviceIdentifier(d DeviceInfo) Identifier {
 	return Identifier{}
 }
 
+// eui64Separators are the separators written between EUI-64 octets; built once because a
+// Replacer is costly to build and normalizeEUI64 runs for every reading.
+var eui64Separators = strings.NewReplacer("-", "", ":", "", " ", "")
+
 func normalizeEUI64(s string) string {
-	s = strings.NewReplacer("-", "", ":", "", " ", "").Replace(strings.TrimSpace(s))
-	return strings.ToUpper(s)
+	return strings.ToUpper(eui64Separators.Replace(strings.TrimSpace(s)))
 }
 
 // Device maps device information to a FHIR R4 Device: identifiers (the
