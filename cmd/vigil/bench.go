@@ -14,15 +14,20 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vigil-health/vigil/mappers/sim"
 )
 
 // runBench is the load command: `vigil bench crud --url ... -c 16 -d 20s` creates vital-sign
 // Observations for a while, then reads them back by id, and reports throughput and latency
 // percentiles of each phase.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "ingest" {
+		return runBenchIngest(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "crud" {
-		fmt.Fprintln(stderr, "Usage: vigil bench crud --url http://127.0.0.1:8080 [-c 16] [-d 20s]")
-		return usageError{fmt.Errorf("bench: want the crud scenario")}
+		fmt.Fprintln(stderr, "Usage: vigil bench crud|ingest --url http://127.0.0.1:8080 [-c 16] [-d 20s]")
+		return usageError{fmt.Errorf("bench: want the crud or ingest scenario")}
 	}
 	fs := flag.NewFlagSet("vigil bench crud", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -198,4 +203,58 @@ func (b *bench) create(ctx context.Context, r *rand.Rand) (string, error) {
 func (b *bench) read(ctx context.Context, id string) error {
 	_, _, err := b.do(ctx, http.MethodGet, b.base+"/Observation/"+id, nil, http.StatusOK)
 	return err
+}
+
+// runBenchIngest posts simulated vital signs to /ingest/readings in batches of -b readings
+// from -c clients and reports readings/s and request latency.
+func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil bench ingest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("url", "http://127.0.0.1:8080", "server base URL")
+	clients := fs.Int("c", 16, "concurrent clients")
+	dur := fs.Duration("d", 20*time.Second, "duration")
+	batch := fs.Int("b", 100, "readings per request (1..1000)")
+	patients := fs.Int("patients", 2000, "simulated patients")
+	header := fs.String("header", "", "extra request header, e.g. 'Authorization: Bearer ...'")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
+	}
+	if *batch < 1 || *batch > 1000 || *clients < 1 || *patients < 1 {
+		return usageError{fmt.Errorf("bench ingest: -b must be 1..1000, -c and --patients at least 1")}
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients * 2}, Timeout: 60 * time.Second}
+	b := &bench{hc: hc, base: strings.TrimRight(*base, "/"), header: *header}
+	gen := sim.New(*patients, uint64(time.Now().UnixNano()), 0.05)
+	var genMu sync.Mutex
+	var next atomic.Int64
+	var readings atomic.Int64
+	start := time.Now().Add(-30 * time.Minute)
+	res := b.phase(ctx, fmt.Sprintf("ingest b=%d", *batch), *clients, *dur, func(r *rand.Rand) error {
+		n := next.Add(1)
+		p := int(n % int64(*patients))
+		genMu.Lock()
+		doc := gen.Next(p, start.Add(time.Duration(n)*time.Millisecond), time.Second)
+		for len(doc.Readings) < *batch {
+			n = next.Add(1)
+			more := gen.Next(p, start.Add(time.Duration(n)*time.Millisecond), time.Second)
+			doc.Readings = append(doc.Readings, more.Readings...)
+		}
+		genMu.Unlock()
+		doc.Readings = doc.Readings[:*batch]
+		body, _ := json.Marshal(doc)
+		_, rb, err := b.do(ctx, http.MethodPost, b.base+"/ingest/readings", body, http.StatusOK)
+		if err != nil {
+			return err
+		}
+		var out struct{ Created, Duplicates int64 }
+		json.Unmarshal(rb, &out)
+		readings.Add(out.Created + out.Duplicates)
+		return nil
+	})
+	fmt.Fprintln(stdout, res)
+	fmt.Fprintf(stdout, "       %d readings stored, %.0f readings/s\n", readings.Load(), float64(readings.Load())/res.elapsed.Seconds())
+	return nil
 }
