@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -227,7 +228,7 @@ func preferReturn(h http.Header) string {
 // writeError sends an Error as an OperationOutcome.
 func writeError(w *echo.Response, hr *http.Request, fe *Error, log *slog.Logger) {
 	if fe.Status >= 500 && fe.cause != nil {
-		log.Error("request failed", "err", fe.cause, "method", hr.Method)
+		log.Error("request failed", "err", redactIDs(fe.cause.Error()), "method", hr.Method)
 	}
 	body := outcomeJSON(fe.Issues)
 	if pretty(hr) {
@@ -240,6 +241,13 @@ func writeError(w *echo.Response, hr *http.Request, fe *Error, log *slog.Logger)
 	w.WriteHeader(fe.Status)
 	w.Write(body)
 }
+
+// refInText matches Type/id in error text (store errors name the resource they failed on).
+var refInText = regexp.MustCompile(`\b([A-Z][A-Za-z]{1,63})/[A-Za-z0-9\-.]{1,64}`)
+
+// redactIDs hides resource ids in a message for the logs: ids can be client-assigned
+// (an MRN, say), and logs hold no PHI.
+func redactIDs(msg string) string { return refInText.ReplaceAllString(msg, "$1/[id]") }
 
 // versionURL is the absolute URL of one version of a resource.
 func (s *Server) versionURL(r *fhirstore.Resource) string {
