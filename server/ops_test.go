@@ -1,13 +1,18 @@
 package server_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vigil-health/vigil/fhirstore/storetest"
+	"github.com/vigil-health/vigil/server"
 )
 
 // TestMetadata covers GET [base]/metadata: a CapabilityStatement for FHIR 4.0.1 that names
@@ -217,5 +222,65 @@ func TestOperational(t *testing.T) {
 		ts.do(t, http.MethodGet, "/healthz", nil).wantStatus(t, http.StatusOK)
 		r = ts.do(t, http.MethodGet, "/readyz", nil)
 		r.wantStatus(t, http.StatusServiceUnavailable)
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLogsHoldNoPHI sends requests full of patient data (names, identifiers, ids that are
+// MRNs) including ones that fail, and checks that the request logs hold none of it.
+func TestLogsHoldNoPHI(t *testing.T) {
+	forBackends(t, func(t *testing.T, b storetest.Backend) {
+		var logs syncBuffer
+		ts := newTestServer(t, b, func(c *server.Config) {
+			c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		})
+		const name, mrnValue, clientID = "Zyxwvutsrq", "MRN-84721", "mrn-84721"
+		p := patient(name, mrn+"|"+mrnValue)
+		p["id"] = clientID
+		bad := patient(name)
+		bad["gender"] = name
+		cond := "identifier=" + url.QueryEscape(mrn+"|"+mrnValue)
+		ts.do(t, http.MethodPut, "Patient/"+clientID, p).wantStatus(t, http.StatusCreated)
+		ts.do(t, http.MethodGet, "Patient/"+clientID, nil).wantStatus(t, http.StatusOK)
+		ts.do(t, http.MethodPost, "Patient", patient(name, mrn+"|"+mrnValue), "If-None-Exist", cond).wantStatus(t, http.StatusOK)
+		ts.do(t, http.MethodPost, "Patient", bad).wantOutcome(t, http.StatusBadRequest, "")
+		ts.do(t, http.MethodGet, "Patient?"+cond, nil)
+		ts.do(t, http.MethodPost, "", bundleOf("transaction", txEntry("", "PUT", "Patient/"+clientID, bad))).wantOutcome(t, http.StatusBadRequest, "")
+		ts.do(t, http.MethodGet, "Patient/"+clientID+"/_history", nil).wantStatus(t, http.StatusOK)
+		// Failures inside the server (the database is gone) are logged with their cause.
+		ts.Store.Close()
+		r := ts.do(t, http.MethodGet, "Patient/"+clientID, nil)
+		r.wantOutcome(t, http.StatusInternalServerError, "")
+		ts.do(t, http.MethodPut, "Patient/"+clientID, p).wantOutcome(t, http.StatusInternalServerError, "")
+		if strings.Contains(string(r.Body), "sql") {
+			t.Errorf("a 500 tells the client internal detail: %s", r.Body)
+		}
+
+		out := logs.String()
+		if !strings.Contains(out, `"status":500`) || !strings.Contains(out, `"interaction":"read"`) {
+			t.Errorf("the request log lacks the requests:\n%s", out)
+		}
+		for _, phi := range []string{name, mrnValue, clientID, "84721"} {
+			if strings.Contains(out, phi) {
+				t.Errorf("the logs hold %q:\n%s", phi, out)
+			}
+		}
 	})
 }
