@@ -126,7 +126,11 @@ func normalizePath(p, prefix string) string {
 			strings.HasPrefix(prev, "contained[") || prev == "contained") {
 			continue
 		}
-		out = append(out, segs[i])
+		seg := segs[i]
+		if len(seg) > 1 && seg[0] == '_' {
+			seg = seg[1:] // "_status" in JSON is "status" in FHIRPath
+		}
+		out = append(out, seg)
 	}
 	return strings.Join(out, ".")
 }

@@ -111,6 +111,13 @@ func TestValidate(t *testing.T) {
 		{name: "wrongly cased property", body: strings.Replace(obs, `"status"`, `"Status"`, 1), wantType: "Observation", want: []want{{SeverityError, CodeStructure, "Observation.Status"}}, diag: "case-sensitive"},
 		{name: "nesting too deep", body: `{"resourceType":"Patient","extension":[` + strings.Repeat(`{"url":"u","extension":[`, 40) + `{"url":"u","valueString":"x"}` + strings.Repeat("]}", 40) + `]}`, wantType: "Patient", want: []want{{SeverityFatal, CodeStructure, ""}}, diag: "deeper than 64"},
 
+		// Extensions (ext-1).
+		{name: "extension with value and extensions", body: withObs(`"extension":[{"url":"http://example.org/a","valueString":"x","extension":[{"url":"b","valueInteger":1}]}]`), wantType: "Observation", want: []want{{SeverityError, CodeInvariant, "Observation.extension[0]"}}, diag: "ext-1"},
+		{name: "extension with neither", body: withObs(`"modifierExtension":[{"url":"http://example.org/a"}]`), wantType: "Observation", want: []want{{SeverityError, CodeInvariant, "Observation.modifierExtension[0]"}}, diag: "ext-1"},
+		{name: "complex extension", body: withObs(`"extension":[{"url":"http://example.org/a","extension":[{"url":"b","valueInteger":1},{"url":"c","valueCode":"x"}]}]`), wantType: "Observation"},
+		{name: "primitive extension ext-1", body: withObs(`"_status":{"extension":[{"url":"http://example.org/a"}]}`), wantType: "Observation", want: []want{{SeverityError, CodeInvariant, "Observation.status.extension[0]"}}},
+		{name: "primitive extension parse error", body: withObs(`"_status":{"extension":[{"url":"http://example.org/a","valueFoo":1}]}`), wantType: "Observation", want: []want{{SeverityError, CodeStructure, "Observation.status.extension[0].valueFoo"}}},
+
 		// Narrative.
 		{name: "valid narrative", body: narrative(`<div xmlns="http://www.w3.org/1999/xhtml"><p>Heart rate <b>72</b> /min</p><img src="data:image/png;base64,iVBORw0KGgo=" alt="chart"/><a href="https://example.org/x">more</a></div>`), wantType: "Observation"},
 		{name: "script in narrative", body: narrative(`<div xmlns="http://www.w3.org/1999/xhtml"><p>x</p><script>alert(1)</script></div>`), wantType: "Observation", want: []want{{SeverityError, CodeSecurity, "Observation.text.div"}}, diag: "<script>"},
@@ -381,6 +388,7 @@ func TestPaths(t *testing.T) {
 		{"field named like a resource", "Observation.specimen", "", "Observation.specimen"},
 		{"unknown field left alone", "Observation.bogus.value.quantity", "", "Observation.bogus.value.quantity"},
 		{"not a resource", "Nope.x", "", "Nope.x"},
+		{"primitive extension", "Patient._birthDate.extension[0]", "", "Patient.birthDate.extension[0]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

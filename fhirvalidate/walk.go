@@ -25,6 +25,7 @@ const (
 	roleContainedArray      // <object>.contained, an array
 	roleContained           // <object>.contained[i]
 	roleParamResource       // <object>.parameter[i].resource or <object>.part[i].resource
+	roleExtension           // <object>.extension[i] or <object>.modifierExtension[i]
 )
 
 // frame is one open object or array of the walk.
@@ -41,6 +42,9 @@ type frame struct {
 	entryList  int    // index of this object's entry facts in walker.lists, or -1
 	entry      int    // for entry roles: the entry's index in its list
 	list       int    // for entry roles: the list the entry belongs to
+	members    int    // properties seen so far
+	extValue   bool   // an extension's value[x]
+	extNested  bool   // an extension's own extensions
 	hasTotal   bool
 	hasStamp   bool
 	identSys   bool
@@ -317,6 +321,10 @@ func writeStep(b *strings.Builder, key []byte, index int) {
 		return
 	}
 	b.WriteByte('.')
+	// A primitive's extensions sit under "_name" in JSON and under "name" in FHIRPath.
+	if len(key) > 1 && key[0] == '_' {
+		key = key[1:]
+	}
 	b.Write(key)
 }
 
@@ -612,7 +620,7 @@ func (w *walker) object(key []byte, index int) error {
 		}
 		w.pos++
 		w.skipWS()
-		w.entryMember(fi, k)
+		w.member(fi, k)
 		if err := w.value(k, -1); err != nil {
 			return err
 		}
@@ -654,6 +662,10 @@ func (w *walker) objectRole(f *frame) {
 			*l = append(*l, entryFacts{index: f.index})
 		case roleContainedArray:
 			f.role = roleContained
+		default:
+			if k := string(p.key); k == "extension" || k == "modifierExtension" {
+				f.role = roleExtension
+			}
 		}
 		return
 	}
@@ -683,10 +695,22 @@ func (w *walker) objectRole(f *frame) {
 	}
 }
 
-// entryMember notes the presence of a property of a Bundle entry, whatever its value.
-func (w *walker) entryMember(fi int, k []byte) {
+// member notes the presence of a property, whatever its value, for the checks that
+// depend on which properties an object has (Bundle entries, extensions).
+func (w *walker) member(fi int, k []byte) {
 	f := &w.frames[fi]
-	if f.role != roleEntry {
+	f.members++
+	switch f.role {
+	case roleExtension:
+		switch {
+		case string(k) == "extension":
+			f.extNested = true
+		case len(k) > 5 && string(k[:5]) == "value" && k[5] >= 'A' && k[5] <= 'Z':
+			f.extValue = true
+		}
+		return
+	case roleEntry:
+	default:
 		return
 	}
 	e := &w.lists[f.list][f.entry]
@@ -854,6 +878,10 @@ func (w *walker) pushList() int {
 func (w *walker) endObject(fi int, start int, f frame) {
 	if f.role == roleContained {
 		w.contained = append(w.contained, span{start: start, end: w.pos, rel: w.path(fi, f.key, f.index)})
+	}
+	if f.role == roleExtension && f.members > 0 && f.extValue == f.extNested {
+		w.issueAt(SeverityError, CodeInvariant, "ext-1: an extension must have either extensions or value[x], not both",
+			w.path(fi, f.key, f.index))
 	}
 	if f.role == roleParamResource {
 		w.params = append(w.params, span{start: start, end: w.pos, rel: w.path(fi, f.key, f.index)})
