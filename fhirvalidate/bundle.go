@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // checkBundle applies the Bundle invariants of FHIR R4 (bdl-1 .. bdl-12) and the
@@ -99,6 +100,11 @@ func (w *walker) checkRequest(e entryFacts, typ string, entryPath func(entryFact
 		if !e.hasResource {
 			w.issueAt(SeverityError, CodeRequired,
 				fmt.Sprintf("a %s entry with request.method %s must carry a resource", typ, e.method), entryPath(e, "resource"))
+			return
+		}
+		if t, ok := urlType(e.url); ok && len(e.resourceType) > 0 && t != string(e.resourceType) && isResourceType(string(e.resourceType)) {
+			w.issueAt(SeverityError, CodeInvalid,
+				fmt.Sprintf("request.url addresses the type %.64s but the entry's resource is a %s", t, e.resourceType), entryPath(e, "request.url"))
 		}
 	case "PATCH":
 		switch {
@@ -115,4 +121,19 @@ func (w *walker) checkRequest(e entryFacts, typ string, entryPath func(entryFact
 				fmt.Sprintf("a %s entry with request.method %s must not carry a resource", typ, e.method), entryPath(e, "resource"))
 		}
 	}
+}
+
+// urlType returns the resource type a relative request url addresses ("Patient" for
+// "Patient", "/Patient/1" or "Patient?identifier=x"). ok is false for absolute urls and
+// operations ("ValueSet/$lookup"), whose resource need not be of that type.
+func urlType(url []byte) (string, bool) {
+	u := string(url)
+	if u == "" || strings.Contains(u, "://") || strings.HasPrefix(u, "urn:") || strings.Contains(u, "$") {
+		return "", false
+	}
+	u = strings.TrimPrefix(u, "/")
+	if i := strings.IndexAny(u, "/?"); i >= 0 {
+		u = u[:i]
+	}
+	return u, u != ""
 }
