@@ -72,9 +72,15 @@ func (s *Server) handleFHIR(c echo.Context) error {
 			return fe
 		}
 		req.body = body
+		ct, _, _ := mime.ParseMediaType(hr.Header.Get("Content-Type"))
+		isSearch := len(segs) > 0 && segs[len(segs)-1] == "_search"
+		if ct == "application/x-www-form-urlencoded" && !isSearch {
+			// Only _search takes a form; a resource sent as one is not a format we read.
+			return errorf(http.StatusUnsupportedMediaType, "not-supported", "Content-Type %q is only accepted by _search: send resources as application/fhir+json", ct)
+		}
 		// POST Type/_search carries its parameters as a form body.
 		if hr.Method == http.MethodPost && len(segs) == 2 && segs[1] == "_search" {
-			if ct, _, _ := mime.ParseMediaType(hr.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" {
+			if ct == "application/x-www-form-urlencoded" {
 				form, err := url.ParseQuery(string(body))
 				if err != nil {
 					return errorf(http.StatusBadRequest, "invalid", "malformed form body: %v", err)
