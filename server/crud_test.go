@@ -276,6 +276,7 @@ func TestContentNegotiation(t *testing.T) {
 			{"json", "application/json", http.StatusCreated},
 			{"xml", "application/fhir+xml", http.StatusUnsupportedMediaType},
 			{"text", "text/plain", http.StatusUnsupportedMediaType},
+			{"form", "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
 			{"malformed", "application/", http.StatusUnsupportedMediaType},
 		}
 		for _, tc := range bodies {
@@ -384,6 +385,7 @@ func TestErrorStatuses(t *testing.T) {
 			{"POST vread", http.MethodPost, "Patient/" + id + "/_history/1", patient("Errors"), http.StatusMethodNotAllowed, ""},
 			{"body over the limit", http.MethodPost, "Patient", big, http.StatusRequestEntityTooLarge, ""},
 			{"unknown operation", http.MethodPost, "Patient/$everything-else", nil, http.StatusNotFound, ""},
+			{"malformed query string", http.MethodGet, "Patient/" + id + "?a=%zz", nil, http.StatusBadRequest, ""},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
