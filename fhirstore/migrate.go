@@ -55,6 +55,7 @@ var migrations = []migration{
 		`CREATE INDEX idx_token_rid ON idx_token (rid)`,
 	}},
 	{2, "search index tables", searchIndexDDL},
+	{3, "inbound message log and outbox", append(append([]string{}, messageLogDDL...), outboxDDL...)},
 }
 
 // SchemaVersion is the newest schema version this build knows.
