@@ -1326,48 +1326,9 @@ func (s *Store) count(ctx context.Context, q queryer, where frag) (int, error) {
 // page runs the page query: matches after the cursor in sort order, one more than the
 // page size (to know whether a next page exists).
 func (s *Store) page(ctx context.Context, q queryer, where frag, plan *searchPlan, after []string, afterRID int64) ([]pageRow, [][]string, error) {
-	var sqlText string
-	var args []any
-	limit := plan.count + 1
-	if len(plan.sorts) == 0 {
-		sqlText = "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE " + where.sql
-		args = append(args, where.args...)
-		if afterRID > 0 {
-			sqlText += " AND r.rid > ?"
-			args = append(args, afterRID)
-		}
-		sqlText += " ORDER BY r.rid LIMIT ?"
-		args = append(args, limit)
-	} else {
-		var cols []string
-		for k, sk := range plan.sorts {
-			cols = append(cols, sk.expr.sql+" AS k"+strconv.Itoa(k))
-			args = append(args, sk.expr.args...)
-		}
-		sqlText = "SELECT q.rid, q.type, q.id, q.version, q.last_updated, q.body"
-		for k := range plan.sorts {
-			sqlText += ", q.k" + strconv.Itoa(k)
-		}
-		sqlText += " FROM (SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, " + strings.Join(cols, ", ") + " FROM resource r WHERE " + where.sql + ") q"
-		args = append(args, where.args...)
-		if after != nil {
-			f, err := keysetCond(plan.sorts, after, afterRID)
-			if err != nil {
-				return nil, nil, err
-			}
-			sqlText += " WHERE " + f.sql
-			args = append(args, f.args...)
-		}
-		var order []string
-		for k, sk := range plan.sorts {
-			o := "q.k" + strconv.Itoa(k)
-			if sk.desc {
-				o += " DESC"
-			}
-			order = append(order, o)
-		}
-		sqlText += " ORDER BY " + strings.Join(order, ", ") + ", q.rid LIMIT ?"
-		args = append(args, limit)
+	sqlText, args, err := pageSQL(where, plan, after, afterRID)
+	if err != nil {
+		return nil, nil, err
 	}
 	rows, err := q.QueryContext(ctx, s.d.rebind(sqlText), args...)
 	if err != nil {
@@ -1634,4 +1595,53 @@ func (s *Store) fetch(ctx context.Context, q queryer, sqlText string, args []any
 		out = append(out, pageRow{rid: rid, res: r})
 	}
 	return out, rows.Err()
+}
+
+// pageSQL builds the page query: matches after the cursor in sort order, one more than
+// the page size (to know whether a next page exists).
+func pageSQL(where frag, plan *searchPlan, after []string, afterRID int64) (string, []any, error) {
+	var sqlText string
+	var args []any
+	limit := plan.count + 1
+	if len(plan.sorts) == 0 {
+		sqlText = "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE " + where.sql
+		args = append(args, where.args...)
+		if afterRID > 0 {
+			sqlText += " AND r.rid > ?"
+			args = append(args, afterRID)
+		}
+		sqlText += " ORDER BY r.rid LIMIT ?"
+		args = append(args, limit)
+	} else {
+		var cols []string
+		for k, sk := range plan.sorts {
+			cols = append(cols, sk.expr.sql+" AS k"+strconv.Itoa(k))
+			args = append(args, sk.expr.args...)
+		}
+		sqlText = "SELECT q.rid, q.type, q.id, q.version, q.last_updated, q.body"
+		for k := range plan.sorts {
+			sqlText += ", q.k" + strconv.Itoa(k)
+		}
+		sqlText += " FROM (SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, " + strings.Join(cols, ", ") + " FROM resource r WHERE " + where.sql + ") q"
+		args = append(args, where.args...)
+		if after != nil {
+			f, err := keysetCond(plan.sorts, after, afterRID)
+			if err != nil {
+				return "", nil, err
+			}
+			sqlText += " WHERE " + f.sql
+			args = append(args, f.args...)
+		}
+		var order []string
+		for k, sk := range plan.sorts {
+			o := "q.k" + strconv.Itoa(k)
+			if sk.desc {
+				o += " DESC"
+			}
+			order = append(order, o)
+		}
+		sqlText += " ORDER BY " + strings.Join(order, ", ") + ", q.rid LIMIT ?"
+		args = append(args, limit)
+	}
+	return sqlText, args, nil
 }
