@@ -1,0 +1,82 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/vigil-health/vigil/fhirstore/storetest"
+)
+
+// BenchmarkHTTP measures FHIR interactions end to end over HTTP on 127.0.0.1: parse and
+// validate, store, answer. Allocations include the client's, which runs in the same
+// process. Run with
+//
+//	go test -run '^$' -bench BenchmarkHTTP -benchtime 2s ./server/
+//
+// (PostgreSQL too when VIGIL_TEST_DATABASE_URL is set).
+func BenchmarkHTTP(b *testing.B) {
+	for _, be := range storetest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			ts := newTestServer(b, be)
+			obs := mustJSON(b, heartRate("72.0", "Patient/p1"))
+			want := func(b *testing.B, r *result, err error, status int) {
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r.Status != status {
+					b.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+				}
+			}
+			b.Run("create", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					r, err := ts.try(http.MethodPost, "Observation", obs)
+					want(b, r, err, http.StatusCreated)
+				}
+			})
+			b.Run("create-parallel", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(8) // 16 concurrent clients on 2 cores: writes share commits
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						r, err := ts.try(http.MethodPost, "Observation", obs)
+						want(b, r, err, http.StatusCreated)
+					}
+				})
+			})
+			id := ts.create(b, heartRate("72.0", "Patient/p1"))
+			b.Run("read", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					r, err := ts.try(http.MethodGet, "Observation/"+id, nil)
+					want(b, r, err, http.StatusOK)
+				}
+			})
+			b.Run("update", func(b *testing.B) {
+				b.ReportAllocs()
+				n := 0
+				for b.Loop() {
+					n++
+					o := heartRate(fmt.Sprintf("%d.5", 60+n%100), "Patient/p1")
+					o["id"] = id
+					o["issued"] = fmt.Sprintf("2026-01-02T10:%02d:%02d.%03dZ", n/60000%60, n/1000%60, n%1000)
+					r, err := ts.try(http.MethodPut, "Observation/"+id, o)
+					want(b, r, err, http.StatusOK)
+				}
+			})
+			b.Run("transaction-10", func(b *testing.B) {
+				b.ReportAllocs()
+				entries := make([]map[string]any, 10)
+				for i := range entries {
+					entries[i] = txEntry(fmt.Sprintf("urn:uuid:6a1f0c2e-0000-4000-8000-%012d", i), "POST", "Observation", heartRate("72.0", "Patient/p1"))
+				}
+				tx := mustJSON(b, bundleOf("transaction", entries...))
+				for b.Loop() {
+					r, err := ts.try(http.MethodPost, "", tx)
+					want(b, r, err, http.StatusOK)
+				}
+			})
+		})
+	}
+}
