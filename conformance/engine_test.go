@@ -371,6 +371,8 @@ func TestFlow(t *testing.T) {
 		tests  []any
 		want   []step
 		wantOK bool
+		// noDelete: the teardown DELETE cannot be sent (its target was never created).
+		noDelete bool
 	}{
 		{
 			name:  "failing assert stops its test only",
@@ -401,6 +403,14 @@ func TestFlow(t *testing.T) {
 			want: []step{{"setup", "operation", "pass"}, {"test", "operation", "error"}, {"test", "assert", "skip"},
 				{"teardown", "operation", "pass"}},
 		},
+		{
+			name:  "cleanup of what a failed setup never created is skipped",
+			setup: []map[string]any{opJ("create", "resource", "Observation", "sourceId", "p", "responseId", "created"), asJ("response", "created")},
+			tests: []any{testJ("a", read)},
+			want: []step{{"setup", "operation", "pass"}, {"setup", "assert", "fail"}, {"test", "operation", "skip"},
+				{"teardown", "operation", "skip"}},
+			noDelete: true,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -419,8 +429,8 @@ func TestFlow(t *testing.T) {
 			if res.OK() != tc.wantOK {
 				t.Errorf("OK() = %v, want %v", res.OK(), tc.wantOK)
 			}
-			if last := fake.last(); last.Method != "DELETE" {
-				t.Errorf("last request %s %s, want the teardown DELETE", last.Method, last.URI)
+			if last := fake.last(); (last.Method == "DELETE") == tc.noDelete {
+				t.Errorf("last request %s %s; teardown DELETE expected: %v", last.Method, last.URI, !tc.noDelete)
 			}
 		})
 	}

@@ -115,7 +115,7 @@ func (f *fakeFHIR) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		key := typ + "/" + id
 		v := len(f.versions[key]) + 1
 		res["id"] = id
-		res["meta"] = map[string]any{"versionId": strconv.Itoa(v)}
+		res["meta"] = map[string]any{"versionId": strconv.Itoa(v), "lastUpdated": "2026-01-02T03:04:05Z"}
 		f.versions[key] = append(f.versions[key], res)
 		reply(status, res, "ETag", fmt.Sprintf(`W/"%d"`, v), "Location", fmt.Sprintf("%s/%s/_history/%d", f.base, key, v))
 	}

@@ -211,15 +211,10 @@ func (x *run) operation(op *operation) ActionResult {
 	return ar
 }
 
-// store records a dynamic fixture; a static fixture of the same id is replaced, as
-// TestScript engines do when a responseId reuses a fixture id.
-func (x *run) store(id string, f *fixture) {
-	if old, ok := x.fixtures[id]; ok && old.static != nil && !old.isRequest {
-		// Keep autodelete bookkeeping of an autocreated fixture.
-		f.autodel = old.autodel
-	}
-	x.fixtures[id] = f
-}
+// store records a dynamic fixture. A fixture of the same id is replaced, as TestScript
+// engines do when a responseId is reused (an autocreated fixture stays in x.created, so its
+// autodelete still happens).
+func (x *run) store(id string, f *fixture) { x.fixtures[id] = f }
 
 // operationURL builds the request URL of an operation.
 func (x *run) operationURL(op *operation, code, srcType, srcID string) (string, error) {

@@ -2,9 +2,13 @@ package conformance_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -50,27 +54,87 @@ func TestSuite(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			base := newVigil(t, b)
 			r := &conformance.Runner{Base: base}
-			for _, path := range scripts {
-				rel, _ := filepath.Rel(scriptDir, path)
-				t.Run(filepath.ToSlash(rel), func(t *testing.T) {
-					t.Parallel()
-					res, err := r.RunFile(context.Background(), path)
-					if err != nil {
-						t.Fatal(err)
-					}
-					var sum strings.Builder
-					res.WriteSummary(&sum)
-					if !res.OK() {
-						t.Errorf("TestScript failed:\n%s", sum.String())
-					}
-					if res.Warnings > 0 {
-						t.Logf("warnings:\n%s", sum.String())
-					}
-					if res.Passed == 0 {
-						t.Errorf("TestScript passed no action:\n%s", sum.String())
-					}
-				})
+			// The group ends when its parallel subtests have; then nothing may be left.
+			t.Run("scripts", func(t *testing.T) { runScripts(t, r, scripts) })
+			if left := liveResources(t, base); len(left) > 0 {
+				t.Errorf("the scripts are not self-cleaning: still live after the suite: %v", left)
 			}
 		})
 	}
+}
+
+func runScripts(t *testing.T, r *conformance.Runner, scripts []string) {
+	for _, path := range scripts {
+		rel, _ := filepath.Rel(scriptDir, path)
+		t.Run(filepath.ToSlash(rel), func(t *testing.T) {
+			t.Parallel()
+			res, err := r.RunFile(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sum strings.Builder
+			res.WriteSummary(&sum)
+			if !res.OK() {
+				t.Errorf("TestScript failed:\n%s", sum.String())
+			}
+			if res.Warnings > 0 {
+				t.Logf("warnings:\n%s", sum.String())
+			}
+			if res.Passed == 0 {
+				t.Errorf("TestScript passed no action:\n%s", sum.String())
+			}
+		})
+	}
+}
+
+// liveResources pages through the system history and returns the resources whose newest
+// version is not a deletion.
+func liveResources(t *testing.T, base string) []string {
+	t.Helper()
+	type version struct {
+		n       int
+		deleted bool
+	}
+	newest := map[string]version{}
+	next := base + "/_history?_count=500"
+	for pages := 0; next != "" && pages < 1000; pages++ {
+		resp, err := http.Get(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b struct {
+			Link  []struct{ Relation, URL string }
+			Entry []struct {
+				FullURL  string `json:"fullUrl"`
+				Request  struct{ Method string }
+				Response struct{ Etag string }
+			}
+		}
+		err = json.NewDecoder(resp.Body).Decode(&b)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("system history: status %d, %v", resp.StatusCode, err)
+		}
+		next = ""
+		for _, l := range b.Link {
+			if l.Relation == "next" {
+				next = l.URL
+			}
+		}
+		for _, e := range b.Entry {
+			n, _ := strconv.Atoi(strings.Trim(strings.TrimPrefix(e.Response.Etag, "W/"), `"`))
+			key := strings.TrimPrefix(e.FullURL, base+"/")
+			if v, ok := newest[key]; !ok || n > v.n {
+				newest[key] = version{n, e.Request.Method == http.MethodDelete}
+			}
+		}
+	}
+	var left []string
+	for k, v := range newest {
+		if !v.deleted {
+			left = append(left, k)
+		}
+	}
+	sort.Strings(left)
+	return left
 }

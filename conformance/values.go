@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -89,14 +90,14 @@ func evalFHIRPath(expr string, tree any, vars map[string]fhirpath.Collection) (f
 func collectionStrings(c fhirpath.Collection) []string {
 	out := make([]string, 0, len(c))
 	for _, v := range c {
-		out = append(out, nodeString(v.Data(), v))
+		out = append(out, nodeString(v.Data()))
 	}
 	return out
 }
 
 // nodeString renders a JSON node or computed value as a string: primitives as their
 // lexical form, objects and arrays as compact JSON.
-func nodeString(d any, v fhirpath.Value) string {
+func nodeString(d any) string {
 	switch x := d.(type) {
 	case string:
 		return x
@@ -116,7 +117,6 @@ func nodeString(d any, v fhirpath.Value) string {
 	if s, ok := d.(fmt.Stringer); ok {
 		return s.String()
 	}
-	_ = v
 	return fmt.Sprint(d)
 }
 
@@ -172,9 +172,6 @@ func evalPath(path string, tree any) ([]any, error) {
 			}
 		}
 		cur = next
-	}
-	if len(segs) == 0 {
-		return cur, nil
 	}
 	return cur, nil
 }
@@ -247,7 +244,7 @@ func pathStrings(path string, tree any) ([]string, error) {
 	}
 	out := make([]string, 0, len(nodes))
 	for _, n := range nodes {
-		out = append(out, nodeString(n, fhirpath.Value{}))
+		out = append(out, nodeString(n))
 	}
 	return out, nil
 }
@@ -469,11 +466,6 @@ func sortedKeys(m map[string]any) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	// Small maps: insertion sort keeps this dependency-free and deterministic.
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
+	sort.Strings(keys)
 	return keys
 }
