@@ -10,8 +10,8 @@
 //   - one cheap walk over the JSON for what that parser does not check: empty strings,
 //     objects and arrays, null property values, duplicate or wrongly cased property
 //     names, active content in narrative (txt-1, txt-2), Bundle rules (bdl-1 .. bdl-12
-//     and the transaction/batch request rules), extensions (ext-1), nested contained
-//     resources (dom-2), and the content of contained resources and of
+//     and the transaction/batch request rules), extensions (ext-1), contained resources
+//     (dom-2, dom-4, dom-5), and the content of contained resources and of
 //     Parameters.parameter.resource, which the parser keeps as opaque values.
 //
 // Problems come back as [Issue] values shaped like OperationOutcome.issue, each with a

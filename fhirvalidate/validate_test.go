@@ -150,6 +150,12 @@ func TestValidate(t *testing.T) {
 		{name: "contained validated", body: `{"resourceType":"Patient","contained":[{"resourceType":"Observation","code":{"text":"x"}}]}`, wantType: "Patient", want: []want{{SeverityError, CodeRequired, "Patient.contained[0].status"}}},
 		{name: "contained wrong reference", body: `{"resourceType":"Patient","contained":[` + patient + `,{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Medication/1"}}]}`, wantType: "Patient", want: []want{{SeverityError, CodeValue, "Patient.contained[1].subject"}}},
 		{name: "contained unknown field", body: `{"resourceType":"Patient","contained":[{"resourceType":"Practitioner","foo":1}]}`, wantType: "Patient", want: []want{{SeverityError, CodeStructure, "Patient.contained[0].foo"}}},
+		{name: "contained with version", body: `{"resourceType":"Patient","contained":[{"resourceType":"Practitioner","id":"a","meta":{"versionId":"2","lastUpdated":"2024-01-01T00:00:00Z","security":[{"code":"R"}]}}]}`, wantType: "Patient", want: []want{
+			{SeverityError, CodeInvariant, "Patient.contained[0].meta.lastUpdated"},
+			{SeverityError, CodeInvariant, "Patient.contained[0].meta.security"},
+			{SeverityError, CodeInvariant, "Patient.contained[0].meta.versionId"},
+		}, diag: "dom-4"},
+		{name: "contained with profile", body: `{"resourceType":"Patient","contained":[{"resourceType":"Practitioner","id":"a","meta":{"profile":["http://example.org/p"]}}]}`, wantType: "Patient"},
 		{name: "nested contained", body: `{"resourceType":"Patient","contained":[{"resourceType":"Practitioner","id":"a","contained":[{"resourceType":"Organization","id":"b"}]}]}`, wantType: "Patient", want: []want{{SeverityError, CodeInvariant, "Patient.contained[0].contained"}}, diag: "dom-2"},
 
 		// Parameters.parameter.resource, which google/fhir/go cannot parse by itself.

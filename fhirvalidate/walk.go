@@ -26,6 +26,7 @@ const (
 	roleContained           // <object>.contained[i]
 	roleParamResource       // <object>.parameter[i].resource or <object>.part[i].resource
 	roleExtension           // <object>.extension[i] or <object>.modifierExtension[i]
+	roleContainedMeta       // <object>.contained[i].meta
 )
 
 // frame is one open object or array of the walk.
@@ -685,8 +686,11 @@ func (w *walker) objectRole(f *frame) {
 			f.role, f.list, f.entry = roleEntryRequest, p.list, p.entry
 		}
 	case "meta":
-		if p.role == roleEntryResource {
+		switch p.role {
+		case roleEntryResource:
 			f.role, f.list, f.entry = roleEntryMeta, p.list, p.entry
+		case roleContained:
+			f.role = roleContainedMeta
 		}
 	case "identifier":
 		f.role = roleIdentifier
@@ -701,6 +705,14 @@ func (w *walker) member(fi int, k []byte) {
 	f := &w.frames[fi]
 	f.members++
 	switch f.role {
+	case roleContainedMeta:
+		switch string(k) {
+		case "versionId", "lastUpdated":
+			w.issue(SeverityError, CodeInvariant, "dom-4: a contained resource SHALL NOT have a meta.versionId or a meta.lastUpdated", k, -1)
+		case "security":
+			w.issue(SeverityError, CodeInvariant, "dom-5: a contained resource SHALL NOT have a security label", k, -1)
+		}
+		return
 	case roleExtension:
 		switch {
 		case string(k) == "extension":
