@@ -93,7 +93,9 @@ func (s *Store) Reindex(ctx context.Context, typ string, progress func(done, tot
 			id   string
 			body string
 		}
-		q := `SELECT rid, type, id, body FROM resource WHERE deleted = 0 AND rid > ?`
+		// Pick the next batch of row ids; the bodies are read (and locked) inside the
+		// write transaction, so a concurrent update is never indexed from a stale body.
+		q := `SELECT rid FROM resource WHERE deleted = 0 AND rid > ?`
 		args := []any{after}
 		if typ != "" {
 			q += ` AND type = ?`
@@ -105,26 +107,39 @@ func (s *Store) Reindex(ctx context.Context, typ string, progress func(done, tot
 		if err != nil {
 			return fmt.Errorf("fhirstore: reindex: %w", err)
 		}
-		var batch []item
+		var rids []any
 		for rows.Next() {
-			var it item
-			if err := rows.Scan(&it.rid, &it.typ, &it.id, &it.body); err != nil {
+			var rid int64
+			if err := rows.Scan(&rid); err != nil {
 				rows.Close()
 				return fmt.Errorf("fhirstore: reindex: %w", err)
 			}
-			batch = append(batch, it)
+			rids = append(rids, rid)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("fhirstore: reindex: %w", err)
 		}
-		if len(batch) == 0 {
+		if len(rids) == 0 {
 			return nil
 		}
 		err = s.InTx(ctx, func(tx *Tx) error {
-			rids := make([]any, len(batch))
-			for i, it := range batch {
-				rids[i] = it.rid
+			rows, err := tx.query(ctx, `SELECT rid, type, id, body FROM resource WHERE deleted = 0 AND rid IN (`+placeholders(len(rids))+`)`+tx.s.d.forUpdate(), rids...)
+			if err != nil {
+				return fmt.Errorf("fhirstore: reindex: %w", err)
+			}
+			var batch []item
+			for rows.Next() {
+				var it item
+				if err := rows.Scan(&it.rid, &it.typ, &it.id, &it.body); err != nil {
+					rows.Close()
+					return fmt.Errorf("fhirstore: reindex: %w", err)
+				}
+				batch = append(batch, it)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("fhirstore: reindex: %w", err)
 			}
 			for _, t := range indexTables {
 				if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE rid IN (`+placeholders(len(rids))+`)`, rids...); err != nil {
@@ -154,8 +169,8 @@ func (s *Store) Reindex(ctx context.Context, typ string, progress func(done, tot
 		if err != nil {
 			return err
 		}
-		after = batch[len(batch)-1].rid
-		done += len(batch)
+		after = rids[len(rids)-1].(int64)
+		done += len(rids)
 		if progress != nil {
 			progress(done, max(total, done))
 		}
@@ -218,8 +233,10 @@ func (s *Store) LastN(ctx context.Context, patient string, codes []string, max i
 }
 
 // Everything returns one page of Patient/$everything: the patient and every live resource
-// in its compartment (per the vendored Patient CompartmentDefinition), optionally only
-// those changed since since and of the given types, in storage order.
+// in its compartment (per the vendored Patient CompartmentDefinition) as Matches,
+// optionally only those changed since since and of the given types, in storage order;
+// the resources they reference (practitioners, organizations, devices ...) come in
+// Included, per page, so a resource may be included on more than one page.
 func (s *Store) Everything(ctx context.Context, patientID string, since time.Time, types []string, count int, cursor string) (*SearchResult, error) {
 	if _, err := s.Read(ctx, "Patient", patientID); err != nil {
 		return nil, err
@@ -257,6 +274,19 @@ func (s *Store) Everything(ctx context.Context, patientID string, since time.Tim
 	}
 	for _, r := range rows {
 		res.Matches = append(res.Matches, r.res)
+	}
+	// $everything also returns what the page's resources reference (practitioners,
+	// organizations, devices, medications...), as included resources of the page.
+	if len(rows) > 0 {
+		inc, err := s.includes(ctx, s.db, []includeSpec{{srcType: "*", param: "*"}}, rows)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range inc {
+			if !(r.Type == "Patient" && r.ID == patientID) {
+				res.Included = append(res.Included, r)
+			}
+		}
 	}
 	if !since.IsZero() {
 		res.SelfParams.Set("_since", FormatInstant(since))

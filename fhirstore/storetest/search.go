@@ -634,6 +634,7 @@ func testSearchEverything(t *testing.T, st *fhirstore.Store) {
 	want := []string{"DetectedIssue/di1", "DetectedIssue/di2", "Observation/o1", "Observation/o2", "Observation/o3",
 		"Observation/o8", "Patient/p1", "RiskAssessment/ra1"}
 	var got []*fhirstore.Resource
+	included := map[string]bool{}
 	cursor := ""
 	for i := 0; i < 10; i++ {
 		res, err := st.Everything(context.Background(), "p1", time.Time{}, nil, 4, cursor)
@@ -641,12 +642,25 @@ func testSearchEverything(t *testing.T, st *fhirstore.Store) {
 			t.Fatal(err)
 		}
 		got = append(got, res.Matches...)
+		for _, r := range res.Included {
+			included[r.Type+"/"+r.ID] = true
+		}
 		if cursor = res.Next; cursor == "" {
 			break
 		}
 	}
 	if diff := cmp.Diff(want, typedIDs(got)); diff != "" {
 		t.Errorf("$everything (-want +got):\n%s", diff)
+	}
+	// Referenced from the compartment: p1's organization, o2's device, di1's implicated
+	// Observation (a match itself, so not repeated unless on another page).
+	for _, ref := range []string{"Organization/org1", "Device/d1"} {
+		if !included[ref] {
+			t.Errorf("$everything did not include referenced %s (included %v)", ref, included)
+		}
+	}
+	if included["Patient/p1"] || included["Organization/org2"] {
+		t.Errorf("$everything included unrelated or the patient itself: %v", included)
 	}
 	res, err := st.Everything(context.Background(), "p1", time.Time{}, []string{"RiskAssessment", "Patient"}, 100, "")
 	if err != nil {
