@@ -312,13 +312,21 @@ func (x *run) checkValue(a *assertion, d document, op, value string) (bool, stri
 	if expr == "" && path == "" {
 		expr, path = a.CompareToSourceExpression, a.CompareToSourcePath
 	}
+	// ${name} works in expressions and paths too (as %name does in FHIRPath).
+	var err error
+	if expr, err = substitute(expr, x.lookupAt(0), false, true); err != nil {
+		return false, "", err
+	}
+	if path, err = substitute(path, x.lookupAt(0), false, true); err != nil {
+		return false, "", err
+	}
 	what := "expression " + expr
 	if expr == "" {
 		what = "path " + path
 	}
-	tree, err := parseTree(d.body)
-	if err != nil {
-		return false, what + ": " + err.Error(), nil
+	tree, perr := parseTree(d.body)
+	if perr != nil {
+		return false, what + ": " + perr.Error(), nil
 	}
 	var actual []string
 	var boolean *bool

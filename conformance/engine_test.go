@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vigil-health/vigil/fhirvalidate"
 )
 
 // patientJSON is the resource most tests create.
@@ -71,6 +73,8 @@ func TestOperationRequests(t *testing.T) {
 		{name: "validate instance GET", op: opJ("validate", "resource", "Patient", "targetId", "created", "method", "get", "params", "?mode=delete"), wantMethod: "GET", wantURI: "/fhir/Patient/patient-1/$validate?mode=delete"},
 		{name: "everything", op: opJ("everything", "resource", "Patient", "targetId", "created"), wantMethod: "GET", wantURI: "/fhir/Patient/patient-1/$everything"},
 		{name: "url relative", op: opJ("read", "url", "Patient/patient-1?_summary=true"), wantMethod: "GET", wantURI: "/fhir/Patient/patient-1?_summary=true"},
+		{name: "url without body is a GET", op: opJ("everything", "url", "Patient/patient-1/$everything"), wantMethod: "GET", wantURI: "/fhir/Patient/patient-1/$everything"},
+		{name: "operation with body is a POST", op: opJ("meta-add", "resource", "Patient", "targetId", "created", "sourceId", "p"), wantMethod: "POST", wantURI: "/fhir/Patient/patient-1/$meta-add"},
 		{name: "method only", op: opJ("", "method", "options", "url", "metadata"), wantMethod: "OPTIONS", wantURI: "/fhir/metadata"},
 		{name: "accept and contentType codes", op: opJ("create", "resource", "Patient", "sourceId", "p", "accept", "xml", "contentType", "json"), wantMethod: "POST", wantURI: "/fhir/Patient",
 			wantHeader: map[string]string{"Accept": "application/fhir+xml", "Content-Type": "application/fhir+json"}},
@@ -221,6 +225,8 @@ func TestAsserts(t *testing.T) {
 		{name: "warningOnly", assert: asJ("response", "created", "warningOnly", true), want: ResultWarning, wantMsg: []string{"expected response created"}},
 		{name: "value with variable", assert: asJ("expression", "Patient.id", "value", "${id}"), want: ResultPass},
 		{name: "FHIRPath variable", assert: asJ("expression", "Patient.id = %id"), want: ResultPass},
+		{name: "substituted expression", assert: asJ("expression", "Patient.id = '${id}'"), want: ResultPass},
+		{name: "substituted path", assert: asJ("path", "$.${field}", "value", "1974-12-25"), want: ResultPass},
 		{name: "nothing to check", assert: asJ("label", "empty"), want: ResultError, wantMsg: []string{"checks nothing"}},
 	}
 	for _, tc := range tests {
@@ -232,7 +238,8 @@ func TestAsserts(t *testing.T) {
 				"contained": contained,
 				"fixture":   fixtures,
 				"profile":   profiles,
-				"variable":  []any{map[string]any{"name": "id", "expression": "Patient.id", "sourceId": "read"}},
+				"variable": []any{map[string]any{"name": "id", "expression": "Patient.id", "sourceId": "read"},
+					map[string]any{"name": "field", "defaultValue": "birthDate"}},
 				"test": []any{testJ("assert",
 					opJ("read", "resource", "Patient", "params", "/x", "responseId", "read"),
 					tc.assert)},
@@ -477,6 +484,9 @@ func TestReport(t *testing.T) {
 	var rep map[string]any
 	if err := json.Unmarshal(res.Report, &rep); err != nil {
 		t.Fatal(err)
+	}
+	if _, issues, err := fhirvalidate.New(fhirvalidate.Options{}).Validate(res.Report); err != nil || fhirvalidate.HasErrors(issues) {
+		t.Errorf("the TestReport is not valid R4: %v %+v\n%s", err, issues, res.Report)
 	}
 	type result struct{ Result, Message string }
 	pick := func(a any, kind string) result {

@@ -164,9 +164,10 @@ func (x *run) operation(op *operation) ActionResult {
 	}
 	method := methods[code]
 	if method == "" {
-		method = http.MethodPost
-		if body == nil && code != "" && op.URL == "" {
-			method = http.MethodGet
+		// $operations and bare URLs: POST what has a body, GET what has none.
+		method = http.MethodGet
+		if body != nil {
+			method = http.MethodPost
 		}
 	}
 	if op.Method != "" {

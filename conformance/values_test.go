@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/vigil-health/vigil/fhirvalidate"
 )
 
 const pathDoc = `{"resourceType":"Patient","id":"x","name":[{"family":"A","given":["B","C"]},{"family":"D"}],
@@ -177,6 +179,7 @@ func TestFixtureScriptsParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := map[string]string{}
+	v := fhirvalidate.New(fhirvalidate.Options{})
 	for _, path := range scripts {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -194,6 +197,9 @@ func TestFixtureScriptsParse(t *testing.T) {
 		x := &run{r: &Runner{}, ctx: context.Background(), script: s, dir: filepath.Dir(path), fixtures: map[string]*fixture{}, vars: map[string]*scriptVariable{}, profiles: map[string]string{}}
 		if err := x.load(); err != nil {
 			t.Errorf("%s: %v", path, err)
+		}
+		if _, issues, err := v.Validate(b); err != nil || fhirvalidate.HasErrors(issues) {
+			t.Errorf("%s is not a valid R4 TestScript: %v %+v", path, err, issues)
 		}
 		if s.URL == "" || s.Name == "" || len(s.Test) == 0 {
 			t.Errorf("%s: want url, name and at least one test", path)
