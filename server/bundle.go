@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-health/vigil/fhirpath"
 	"github.com/vigil-health/vigil/fhirstore"
 )
 
@@ -370,39 +371,95 @@ func (s *Server) resolveIdentities(ctx context.Context, tx *fhirstore.Tx, entrie
 	return nil
 }
 
-// rewriteRefs replaces reference strings (and any string equal to a mapped fullUrl, as the
-// spec asks for uri elements) throughout a resource, and mapped fullUrls inside narrative.
+// rewriteRefs rewrites the links of a transaction in a resource, as http.html#trules asks:
+// Reference.reference through ref (mapped fullUrls and conditional references), elements
+// of type uri, url, oid and uuid equal to a mapped fullUrl, and quoted mapped fullUrls in
+// the narrative (href and src). Elements of other types (string, canonical ...) are left
+// alone: an Identifier.value that happens to equal a fullUrl stays what the client sent.
 func rewriteRefs(node any, ref func(string) string, mapping map[string]string) {
-	switch n := node.(type) {
+	rw := linkRewriter{ref: ref, mapping: mapping}
+	rw.rewrite(node, "Resource")
+}
+
+type linkRewriter struct {
+	ref     func(string) string
+	mapping map[string]string
+}
+
+// rewrite returns v, of FHIR type typ ("" when unknown), with its links rewritten.
+func (rw linkRewriter) rewrite(v any, typ string) any {
+	switch n := v.(type) {
+	case string:
+		switch typ {
+		case "uri", "url", "oid", "uuid":
+			if t, ok := rw.mapping[n]; ok {
+				return t
+			}
+		}
+		return n
+	case []any:
+		for i := range n {
+			n[i] = rw.rewrite(n[i], typ)
+		}
+		return n
 	case map[string]any:
-		for k, v := range n {
-			switch vv := v.(type) {
-			case string:
-				if k == "reference" {
-					n[k] = ref(vv)
-				} else if t, ok := mapping[vv]; ok {
-					n[k] = t
-				} else if k == "div" && strings.Contains(vv, "urn:") {
-					for from, to := range mapping {
-						vv = strings.ReplaceAll(vv, `"`+from+`"`, `"`+to+`"`)
+		if rt, ok := n["resourceType"].(string); ok && (typ == "Resource" || typ == "" || fhirpath.IsResourceType(typ)) {
+			typ = rt // a resource: the root, contained, Bundle.entry.resource, Parameters
+		}
+		for k, c := range n {
+			switch {
+			case k == "resourceType":
+			case k == "reference" && (typ == "Reference" || typ == ""):
+				if s, ok := c.(string); ok {
+					n[k] = rw.ref(s)
+				}
+			case k == "div" && typ == "Narrative":
+				if s, ok := c.(string); ok && strings.Contains(s, ":") {
+					for from, to := range rw.mapping {
+						s = strings.ReplaceAll(s, `"`+from+`"`, `"`+to+`"`)
 					}
-					n[k] = vv
+					n[k] = s
 				}
 			default:
-				rewriteRefs(v, ref, mapping)
+				n[k] = rw.rewrite(c, elementType(typ, k))
 			}
 		}
-	case []any:
-		for i, v := range n {
-			if s, ok := v.(string); ok {
-				if t, ok := mapping[s]; ok {
-					n[i] = t
-				}
-				continue
+		return n
+	}
+	return v
+}
+
+// elementType is the FHIR type of element key of type typ, from the R4 model: "" when
+// unknown or when the element has several types.
+func elementType(typ, key string) string {
+	if typ == "" {
+		return ""
+	}
+	if strings.HasPrefix(key, "_") {
+		return "Element" // the id and extensions of a primitive
+	}
+	if info, ok := fhirpath.LookupElement(typ, key); ok {
+		if len(info.Types) == 1 {
+			return info.Types[0]
+		}
+		return ""
+	}
+	// A choice element (valueUri, valueReference): the key ends with the type's name.
+	for i := 1; i < len(key); i++ {
+		if key[i] < 'A' || key[i] > 'Z' {
+			continue
+		}
+		info, ok := fhirpath.LookupElement(typ, key[:i])
+		if !ok || !info.Choice {
+			continue
+		}
+		for _, t := range info.Types {
+			if strings.EqualFold(t, key[i:]) {
+				return t
 			}
-			rewriteRefs(v, ref, mapping)
 		}
 	}
+	return ""
 }
 
 // transactionEntry performs one write of a transaction inside tx.
