@@ -101,6 +101,9 @@ func TestTransaction(t *testing.T) {
 		obs := heartRate("88.10", patUUID)
 		obs["performer"] = []any{map[string]any{"reference": "Patient?identifier=" + mrn + "|tx-existing"}}
 		obs["derivedFrom"] = []any{map[string]any{"reference": obsUUID}}
+		// A uri element equal to a fullUrl is rewritten; a string element is not.
+		obs["extension"] = []any{map[string]any{"url": "http://example.org/fhir/StructureDefinition/source", "valueUri": patUUID}}
+		obs["identifier"] = []any{map[string]any{"system": "urn:ietf:rfc:3986", "value": patUUID}}
 		obs2 := heartRate("90", patUUID)
 		updated := patient("ToRead-updated")
 		updated["id"] = "to-read"
@@ -162,6 +165,12 @@ func TestTransaction(t *testing.T) {
 		if ref := got["derivedFrom"].([]any)[0].(map[string]any)["reference"]; ref != newObs {
 			t.Errorf("derivedFrom.reference = %v, want %s", ref, newObs)
 		}
+		if v := got["extension"].([]any)[0].(map[string]any)["valueUri"]; v != newPatient {
+			t.Errorf("extension valueUri = %v, want %s (a uri equal to a fullUrl is rewritten)", v, newPatient)
+		}
+		if v := got["identifier"].([]any)[0].(map[string]any)["value"]; v != patUUID {
+			t.Errorf("identifier value = %v, want %s unchanged (a string is not a link)", v, patUUID)
+		}
 		if v := got["valueQuantity"].(map[string]any)["value"]; v != json.Number("88.10") {
 			t.Errorf("valueQuantity.value = %v, want 88.10 exactly", v)
 		}
@@ -222,7 +231,7 @@ func TestTransactionAtomic(t *testing.T) {
 			{"id mismatch", bundleOf("transaction", good(), txEntry("", "PUT", "Patient/mine", mismatch)), http.StatusBadRequest, "Bundle.entry[1]"},
 			{"stale If-Match", bundleOf("transaction", good(), txEntry("", "PUT", "Patient/versioned", stale, "ifMatch", etag(7))), http.StatusPreconditionFailed, "Bundle.entry[1]"},
 			{"entry without request", bundleOf("transaction", good(), map[string]any{"resource": patient("NoRequest")}), http.StatusBadRequest, "Bundle.entry[1].request"},
-			{"resource type differs from url", bundleOf("transaction", good(), txEntry("", "POST", "Observation", patient("Wrong"))), http.StatusBadRequest, "Bundle.entry[1].resource"},
+			{"resource type differs from url", bundleOf("transaction", good(), txEntry("", "POST", "Observation", patient("Wrong"))), http.StatusBadRequest, "Bundle.entry[1]"},
 			{"unknown resource type", bundleOf("transaction", good(), txEntry("", "DELETE", "Widget/1", nil)), http.StatusNotFound, "Bundle.entry[1].request.url"},
 			{"conditional reference matching several", bundleOf("transaction", good(),
 				txEntry("", "POST", "Observation", heartRate("70", "Patient?identifier="+mrn+"|atomic-dup"))), http.StatusPreconditionFailed, ""},
@@ -271,7 +280,7 @@ func TestBatch(t *testing.T) {
 			txEntry("", "DELETE", "Patient/"+id, nil),
 			map[string]any{"resource": patient("NoRequest")},
 			txEntry("", "POST", "Patient/$validate", patient("Valid")),
-			txEntry("", "POST", "Widget", patient("X")),
+			txEntry("", "DELETE", "Widget/1", nil),
 		)
 		rb := ts.do(t, http.MethodPost, "", batch).responseBundle(t, "batch-response")
 		if d := diff([]string{"201", "400", "200", "404", "204", "400", "200", "404"}, rb.statuses()); d != "" {

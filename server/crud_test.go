@@ -386,6 +386,8 @@ func TestErrorStatuses(t *testing.T) {
 			{"body over the limit", http.MethodPost, "Patient", big, http.StatusRequestEntityTooLarge, ""},
 			{"unknown operation", http.MethodPost, "Patient/$everything-else", nil, http.StatusNotFound, ""},
 			{"malformed query string", http.MethodGet, "Patient/" + id + "?a=%zz", nil, http.StatusBadRequest, ""},
+			{"unknown method", "PROPFIND", "Patient/" + id, nil, http.StatusMethodNotAllowed, ""},
+			{"unknown method outside FHIR", "PROPFIND", "/healthz", nil, http.StatusMethodNotAllowed, ""},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

@@ -249,7 +249,8 @@ type outcomeIssue struct {
 
 // wantOutcome checks that r is an error OperationOutcome with the status, served as
 // application/fhir+json, with at least one error issue; when expr is given, one error
-// issue must name that element in its expression. It returns the issues.
+// issue must name that element (or one inside it) in its expression. It returns the
+// issues.
 func (r *result) wantOutcome(t testing.TB, status int, expr string) []outcomeIssue {
 	t.Helper()
 	if r.Status != status {
@@ -280,7 +281,12 @@ func (r *result) wantOutcome(t testing.TB, status int, expr string) []outcomeIss
 	if len(errs) == 0 {
 		t.Fatalf("OperationOutcome has no error issue:\n%s", r.Body)
 	}
-	if expr != "" && !slices.ContainsFunc(errs, func(is outcomeIssue) bool { return slices.Contains(is.Expression, expr) }) {
+	names := func(is outcomeIssue) bool {
+		return slices.ContainsFunc(is.Expression, func(e string) bool {
+			return e == expr || strings.HasPrefix(e, expr+".") || strings.HasPrefix(e, expr+"[")
+		})
+	}
+	if expr != "" && !slices.ContainsFunc(errs, names) {
 		t.Errorf("no error issue names %q in its expression:\n%s", expr, r.Body)
 	}
 	return oo.Issue
