@@ -555,6 +555,38 @@ func TestSummary(t *testing.T) {
 	}
 }
 
+// TestRunnerHeadersStayOnBaseHost checks that Runner.Headers (credentials) are not sent to
+// another host, and that redirects are reported rather than followed.
+func TestRunnerHeadersStayOnBaseHost(t *testing.T) {
+	other, otherBase := newFake(t)
+	fake, base := newFake(t)
+	fake.can("GET", "/fhir/moved", http.StatusFound, "", map[string]string{"Location": otherBase + "/metadata"})
+	r := &Runner{Base: base, Headers: http.Header{"Authorization": {"Bearer secret"}}}
+	res, err := r.RunScript(context.Background(), ts(t, map[string]any{
+		"test": []any{testJ("t",
+			opJ("capabilities"), asJ("response", "okay"),
+			opJ("capabilities", "url", otherBase+"/metadata"), asJ("response", "okay"),
+			opJ("read", "url", "moved"), asJ("responseCode", "302"), asJ("headerField", "Location", "operator", "contains", "/metadata"),
+		)},
+	}), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("script failed:\n%s", summary(res))
+	}
+	if got := fake.all()[0].Header.Get("Authorization"); got != "Bearer secret" {
+		t.Errorf("base host got Authorization %q", got)
+	}
+	reqs := other.all()
+	if len(reqs) != 1 {
+		t.Fatalf("other host got %d requests, want 1 (the redirect must not be followed)", len(reqs))
+	}
+	if got := reqs[0].Header.Get("Authorization"); got != "" {
+		t.Errorf("other host got Authorization %q", got)
+	}
+}
+
 // TestScriptErrors checks that scripts that cannot run are refused with ErrScript.
 func TestScriptErrors(t *testing.T) {
 	tests := []struct {

@@ -180,7 +180,7 @@ func (x *run) operation(op *operation) ActionResult {
 	if method == http.MethodGet || method == http.MethodDelete || method == http.MethodHead {
 		body = nil
 	}
-	h := x.defaultHeaders(op.Accept, op.ContentType, body != nil)
+	h := x.defaultHeaders(u, op.Accept, op.ContentType, body != nil)
 	set := map[string]bool{}
 	for _, rh := range op.RequestHeader {
 		v, err := x.sub(rh.Value)

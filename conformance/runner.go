@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,10 +52,12 @@ const DefaultMaxResponseBytes = 32 << 20
 type Runner struct {
 	// Base is the FHIR base URL of the server under test, e.g. http://127.0.0.1:8080/fhir.
 	Base string
-	// Client sends the requests; nil means a client with a 60 s timeout.
+	// Client sends the requests; nil means a client with a 60 s timeout that does not
+	// follow redirects (so that scripts can assert on them).
 	Client *http.Client
-	// Headers are added to every request (e.g. Authorization); a script's requestHeader
-	// of the same name wins.
+	// Headers are added to every request to Base's host (e.g. Authorization); requests to
+	// other hosts (an absolute url in a script, a paging link) do not get them, so
+	// credentials do not leak. A script's requestHeader of the same name wins.
 	Headers http.Header
 	// Validator checks validateProfileId asserts; nil means fhirvalidate.New with defaults.
 	Validator *fhirvalidate.Validator
@@ -72,7 +75,11 @@ func (r *Runner) init() {
 	r.once.Do(func() {
 		r.client = r.Client
 		if r.client == nil {
-			r.client = &http.Client{Timeout: 60 * time.Second}
+			r.client = &http.Client{
+				Timeout: 60 * time.Second,
+				// Redirects are answers to assert on, not to follow.
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			}
 		}
 		r.validator = r.Validator
 		if r.validator == nil {
@@ -407,7 +414,8 @@ func (x *run) autocreate(f *fixture) ActionResult {
 		ar.Result, ar.Message = ResultError, fmt.Sprintf("fixture %s has no resourceType", f.id)
 		return ar
 	}
-	ex, err := x.send(http.MethodPost, x.base+"/"+typ, body, x.defaultHeaders("", "", true))
+	u := x.base + "/" + typ
+	ex, err := x.send(http.MethodPost, u, body, x.defaultHeaders(u, "", "", true))
 	if err != nil {
 		ar.Result, ar.Message = ResultError, err.Error()
 		return ar
@@ -434,7 +442,8 @@ func (x *run) autodelete(f *fixture) ActionResult {
 		ar.Result, ar.Message = ResultError, fmt.Sprintf("cannot tell what autocreate of %s created", f.id)
 		return ar
 	}
-	ex, err := x.send(http.MethodDelete, x.base+"/"+typ+"/"+id, nil, x.defaultHeaders("", "", false))
+	u := x.base + "/" + typ + "/" + id
+	ex, err := x.send(http.MethodDelete, u, nil, x.defaultHeaders(u, "", "", false))
 	if err != nil {
 		ar.Result, ar.Message = ResultError, err.Error()
 		return ar
@@ -509,18 +518,27 @@ func (x *run) send(method, u string, body []byte, h http.Header) (*exchange, err
 	return ex, nil
 }
 
-// defaultHeaders builds the headers of a request: the Runner's, then Accept and
-// Content-Type from the operation's codes.
-func (x *run) defaultHeaders(accept, contentType string, hasBody bool) http.Header {
+// defaultHeaders builds the headers of a request to u: the Runner's (for Base's host
+// only), then Accept and Content-Type from the operation's codes.
+func (x *run) defaultHeaders(u, accept, contentType string, hasBody bool) http.Header {
 	h := http.Header{}
-	for k, vs := range x.r.Headers {
-		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	if sameHost(u, x.base) {
+		for k, vs := range x.r.Headers {
+			h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+		}
 	}
 	h.Set("Accept", mimeType(accept, "application/fhir+json"))
 	if hasBody && contentType != "none" {
 		h.Set("Content-Type", mimeType(contentType, "application/fhir+json"))
 	}
 	return h
+}
+
+// sameHost reports whether two URLs share scheme and host (port included).
+func sameHost(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Host, ub.Host)
 }
 
 // mimeType maps a TestScript content-type code (json, xml, ttl, none) or a mime type to a
