@@ -190,6 +190,11 @@ func TestFixtureScriptsParse(t *testing.T) {
 			t.Errorf("%s: %v", path, err)
 			continue
 		}
+		root := filepath.Join("..", "testdata", "testscripts")
+		rel, _ := filepath.Rel(root, path)
+		if want := strings.ReplaceAll(strings.TrimSuffix(filepath.ToSlash(rel), ".json"), "/", "-"); s.ID != want {
+			t.Errorf("%s: id %q, want %q (the path with / as -)", path, s.ID, want)
+		}
 		if prev, dup := ids[s.ID]; dup {
 			t.Errorf("%s and %s share the id %q", prev, path, s.ID)
 		}
