@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vigil-health/vigil/fhirstore"
 	"github.com/vigil-health/vigil/fhirstore/storetest"
@@ -315,6 +316,65 @@ func TestConcurrentUpdateAsCreate(t *testing.T) {
 		}
 		if d := diff(etagsUpTo(n), versionsOf(t, ts, "brand-new")); d != "" {
 			t.Errorf("history versions (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestShutdownFinishesInFlight shuts the server down while a create is inside its store
+// transaction (held there by a store hook): Shutdown waits for it, the create commits and
+// answers 201, and afterwards the server takes no new connections.
+func TestShutdownFinishesInFlight(t *testing.T) {
+	forBackends(t, func(t *testing.T, b storetest.Backend) {
+		ts := newTestServer(t, b)
+		reached, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		ts.Store.AddHook(fhirstore.HookFunc(func(ctx context.Context, tx *fhirstore.Tx, c fhirstore.Change) error {
+			once.Do(func() { close(reached) })
+			<-release
+			return nil
+		}))
+		type outcome struct {
+			r   *result
+			err error
+		}
+		resc := make(chan outcome, 1)
+		go func() {
+			r, err := ts.try(http.MethodPost, "Patient", patient("InFlight", mrn+"|inflight"))
+			resc <- outcome{r, err}
+		}()
+		select {
+		case <-reached:
+		case <-time.After(30 * time.Second):
+			close(release)
+			t.Fatal("the create never reached the store")
+		}
+		shutdown := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			shutdown <- ts.srv.Shutdown(ctx)
+		}()
+		select {
+		case err := <-shutdown:
+			t.Errorf("Shutdown returned (%v) while a request was in flight", err)
+			shutdown <- err
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(release)
+		got := <-resc
+		if got.err != nil {
+			t.Fatalf("in-flight create: %v", got.err)
+		}
+		got.r.wantStatus(t, http.StatusCreated)
+		if err := <-shutdown; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		id, _ := got.r.json(t)["id"].(string)
+		if _, err := ts.Store.Read(context.Background(), "Patient", id); err != nil {
+			t.Errorf("the in-flight create is not stored: %v", err)
+		}
+		if _, err := ts.try(http.MethodGet, "/healthz", nil); err == nil {
+			t.Errorf("the server answers after Shutdown")
 		}
 	})
 }
