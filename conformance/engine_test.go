@@ -468,6 +468,59 @@ func TestAutocreate(t *testing.T) {
 	}
 }
 
+// TestSpecStyleScript runs a script written the way the FHIR specification's own example
+// is: a fixture that references a resource on the server (Patient/example), a variable
+// with an XPath-style path, update by params, and XPath asserts compared with the source.
+func TestSpecStyleScript(t *testing.T) {
+	fake, base := newFake(t)
+	req, _ := http.NewRequest(http.MethodPut, base+"/Patient/example", strings.NewReader(
+		`{"resourceType":"Patient","id":"example","name":[{"family":"Chalmers","given":["Peter","James"]}]}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	script := `{
+  "resourceType": "TestScript", "id": "spec-style", "url": "urn:spec-style", "name": "SpecStyle", "status": "draft",
+  "fixture": [{"id": "fixture-patient-create", "autocreate": false, "autodelete": false, "resource": {"reference": "Patient/example"}}],
+  "profile": [{"id": "patient-profile", "reference": "http://hl7.org/fhir/StructureDefinition/Patient"}],
+  "variable": [{"name": "createResourceId", "path": "Patient/id", "sourceId": "fixture-patient-create"}],
+  "setup": {"action": [
+    {"operation": {"type": {"code": "delete"}, "resource": "Patient", "accept": "json", "encodeRequestUrl": true, "params": "/${createResourceId}"}},
+    {"assert": {"direction": "response", "operator": "in", "responseCode": "200,204", "warningOnly": false}},
+    {"operation": {"type": {"code": "update"}, "resource": "Patient", "accept": "json", "contentType": "json", "encodeRequestUrl": true,
+      "params": "/${createResourceId}", "sourceId": "fixture-patient-create"}},
+    {"assert": {"direction": "response", "responseCode": "200", "warningOnly": false}},
+    {"operation": {"type": {"code": "read"}, "resource": "Patient", "encodeRequestUrl": true, "targetId": "fixture-patient-create"}},
+    {"assert": {"compareToSourceId": "fixture-patient-create", "compareToSourceExpression": "Patient.name.first().family", "operator": "equals", "warningOnly": false}}
+  ]},
+  "test": [{"id": "01-ReadPatient", "name": "Read Patient", "action": [
+    {"operation": {"type": {"code": "read"}, "resource": "Patient", "encodeRequestUrl": false, "responseId": "fixture-patient-read", "targetId": "fixture-patient-create"}},
+    {"assert": {"label": "01-ReadPatientOK", "direction": "response", "response": "okay", "warningOnly": false}},
+    {"assert": {"resource": "Patient", "warningOnly": false}},
+    {"assert": {"validateProfileId": "patient-profile", "warningOnly": false}},
+    {"assert": {"operator": "equals", "path": "fhir:Patient/fhir:name/fhir:family/@value", "sourceId": "fixture-patient-read", "value": "Chalmers", "warningOnly": false}},
+    {"assert": {"compareToSourceId": "fixture-patient-create", "compareToSourcePath": "fhir:Patient/fhir:name/fhir:given/@value",
+      "path": "fhir:Patient/fhir:name/fhir:given/@value", "sourceId": "fixture-patient-read", "warningOnly": false}},
+    {"assert": {"minimumId": "fixture-patient-create", "warningOnly": true}}
+  ]}],
+  "teardown": {"action": [{"operation": {"type": {"code": "delete"}, "resource": "Patient", "encodeRequestUrl": true, "targetId": "fixture-patient-create"}}]}
+}`
+	res := runJ(t, base, []byte(script))
+	if !res.OK() || res.Warnings > 0 {
+		t.Fatalf("script failed:\n%s", summary(res))
+	}
+	var got []string
+	for _, r := range fake.all()[1:] {
+		got = append(got, r.Method+" "+r.URI)
+	}
+	want := []string{"GET /fhir/Patient/example", "DELETE /fhir/Patient/example", "PUT /fhir/Patient/example",
+		"GET /fhir/Patient/example", "GET /fhir/Patient/example", "DELETE /fhir/Patient/example"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("requests (-want +got):\n%s", d)
+	}
+}
+
 // TestReport checks the TestReport resource built from a run.
 func TestReport(t *testing.T) {
 	_, base := newFake(t)

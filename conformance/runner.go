@@ -33,10 +33,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -200,7 +202,13 @@ type fixture struct {
 	ex        *exchange
 	isRequest bool
 	autodel   bool
+	// serverRef is a Type/id reference to a resource of the server under test, read on
+	// first use into static.
+	serverRef string
 }
+
+// serverRef matches a relative literal reference Type/id.
+var serverRef = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}$`)
 
 // document is what asserts and variables look at.
 type document struct {
@@ -254,10 +262,15 @@ func (x *run) load() error {
 				fx.static = b
 			} else {
 				b, err := x.readFixtureFile(ref)
-				if err != nil {
+				switch {
+				case err == nil:
+					fx.static = b
+				case (x.dir == "" || errors.Is(err, fs.ErrNotExist)) && serverRef.MatchString(ref):
+					// Type/id with no such file: the resource on the server under test.
+					fx.serverRef = ref
+				default:
 					return fmt.Errorf("%w: fixture %q: %v", ErrScript, f.ID, err)
 				}
-				fx.static = b
 			}
 		}
 		x.fixtures[f.ID] = fx
@@ -559,6 +572,11 @@ func mimeType(code, def string) string {
 
 // staticBody returns a static fixture's resource with variables substituted.
 func (x *run) staticBody(f *fixture, depth int) ([]byte, error) {
+	if f.static == nil && f.serverRef != "" {
+		if err := x.fetchFixture(f); err != nil {
+			return nil, err
+		}
+	}
 	if f.static == nil {
 		return nil, fmt.Errorf("fixture %s has no resource", f.id)
 	}
@@ -569,6 +587,20 @@ func (x *run) staticBody(f *fixture, depth int) ([]byte, error) {
 	return []byte(s), nil
 }
 
+// fetchFixture reads a fixture that references a resource of the server under test.
+func (x *run) fetchFixture(f *fixture) error {
+	u := x.base + "/" + f.serverRef
+	ex, err := x.send(http.MethodGet, u, nil, x.defaultHeaders(u, "", "", false))
+	if err != nil {
+		return fmt.Errorf("fixture %s: %w", f.id, err)
+	}
+	if ex.status != http.StatusOK {
+		return fmt.Errorf("fixture %s: GET %s answered %s", f.id, u, ex.statusLine())
+	}
+	f.static = ex.respBody
+	return nil
+}
+
 // doc returns what a fixture holds for asserts and variables.
 func (x *run) doc(id string, depth int) (document, error) {
 	f, ok := x.fixtures[id]
@@ -576,7 +608,7 @@ func (x *run) doc(id string, depth int) (document, error) {
 		return document{}, fmt.Errorf("no fixture %q (not declared, and no operation has stored a response or request under that id yet)", id)
 	}
 	switch {
-	case f.static != nil:
+	case f.static != nil || f.serverRef != "" && f.ex == nil:
 		b, err := x.staticBody(f, depth)
 		return document{body: b}, err
 	case f.ex != nil && f.isRequest:
@@ -630,7 +662,7 @@ func (x *run) targetOf(f *fixture) (typ, id, version string) {
 			return typ, id, version
 		}
 	}
-	if f.static != nil {
+	if f.static != nil || f.serverRef != "" {
 		b, err := x.staticBody(f, 0)
 		if err == nil {
 			return resourceIdentity(b)

@@ -120,8 +120,9 @@ func nodeString(d any) string {
 	return fmt.Sprint(d)
 }
 
-// evalPath evaluates a JSONPath-style ($.a.b[0], $['a'], $.a[*].b) or dotted FHIRPath-like
-// (Patient.name[0].family, name.given) path on tree. Arrays met without an index are
+// evalPath evaluates a JSONPath-style ($.a.b[0], $['a'], $.a[*].b), dotted FHIRPath-like
+// (Patient.name[0].family, name.given) or XPath-like (fhir:Patient/fhir:name/fhir:family/@value,
+// Patient/id) path on tree. Arrays met without an index are
 // flattened, as in FHIRPath. A leading segment equal to the resource type is skipped.
 func evalPath(path string, tree any) ([]any, error) {
 	segs, err := splitPath(path)
@@ -190,6 +191,8 @@ func splitPath(p string) ([]pathSeg, error) {
 	if strings.HasPrefix(p, "$") {
 		p = strings.TrimPrefix(p, "$")
 		p = strings.TrimPrefix(p, ".")
+	} else if strings.Contains(p, "/") {
+		return splitXPath(p)
 	}
 	var segs []pathSeg
 	i := 0
@@ -232,6 +235,38 @@ func splitPath(p string) ([]pathSeg, error) {
 			segs = append(segs, pathSeg{name: p[i:j]})
 			i = j
 		}
+	}
+	return segs, nil
+}
+
+// splitXPath reads the XPath form of TestScript paths written for XML
+// (fhir:Patient/fhir:name[1]/fhir:family/@value) as the same navigation on JSON: fhir:
+// prefixes dropped, @value meaning the primitive itself, [n] counted from 1.
+func splitXPath(p string) ([]pathSeg, error) {
+	var segs []pathSeg
+	for _, step := range strings.Split(p, "/") {
+		step = strings.TrimSpace(step)
+		if step == "" || step == "@value" {
+			continue
+		}
+		step = strings.TrimPrefix(step, "@")
+		name, pred, hasPred := strings.Cut(step, "[")
+		seg := pathSeg{name: strings.TrimPrefix(name, "fhir:")}
+		if hasPred {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(pred, "]")))
+			if err != nil || !strings.HasSuffix(pred, "]") || n < 1 {
+				return nil, fmt.Errorf("path %q: only positional predicates such as [1] are supported", p)
+			}
+			n--
+			seg.index = &n
+		}
+		if seg.name == "" || strings.ContainsAny(seg.name, "()=*") {
+			return nil, fmt.Errorf("path %q: step %q is not supported (use a FHIRPath expression)", p, step)
+		}
+		segs = append(segs, seg)
+	}
+	if len(segs) == 0 {
+		return nil, fmt.Errorf("path %q selects nothing", p)
 	}
 	return segs, nil
 }
