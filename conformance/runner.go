@@ -1,12 +1,10 @@
 // Package conformance runs FHIR R4 TestScript resources against a FHIR server over HTTP and
 // reports the outcome as a FHIR TestReport and a readable summary.
 //
-// The engine executes fixtures (contained or file references, autocreate and autodelete),
-// variables (FHIRPath expression, header field, JSONPath-style path, default value) with
-// ${name} substitution, setup, test and teardown actions: every operation type of the
-// testscript-operation-codes value set (RESTful interactions and $operations) and every
-// assert kind and operator of R4. It talks only HTTP, so it works against any FHIR base URL,
-// not just Vigil.
+// The engine executes fixtures, variables with ${name} substitution, and setup, test and
+// teardown actions: every operation type of the testscript-operation-codes value set
+// (RESTful interactions and $operations) and every assert kind and operator of R4. It talks
+// only HTTP and JSON, so it works against any FHIR base URL, not just Vigil.
 //
 //	r := &conformance.Runner{Base: "http://127.0.0.1:8080/fhir"}
 //	res, err := r.RunFile(ctx, "testdata/testscripts/crud/create-read.json")
@@ -15,14 +13,23 @@
 //	os.WriteFile("report.json", res.Report, 0o644)
 //
 // Semantics where the specification leaves room:
+//   - a fixture reference is a contained resource (#id), else a JSON file relative to the
+//     script's directory, else, when it has the form Type/id and no such file exists, that
+//     resource on the server under test (read when first used);
+//   - variables are evaluated when used, against the current content of their source (the
+//     sourceId fixture, else the last response); an empty result falls back to defaultValue;
+//   - paths may be JSONPath-style ($.name[0].family), dotted (Patient.name.family) or the
+//     XPath form of scripts written for XML (fhir:Patient/fhir:name/fhir:family/@value);
 //   - a failing (or erroring) assert stops its test: the rest of its actions are skipped,
 //     unless the assert is warningOnly, which records a warning and carries on;
-//   - a failing setup skips every test; teardown and autodelete always run;
+//   - a failing setup skips every test; teardown and autodelete always run (a teardown
+//     operation whose target an earlier failure never created is skipped);
 //   - an operation passes when the server answered, whatever the status: asserts judge it;
-//   - variables are evaluated when used, against the current content of their source;
+//     the default client does not follow redirects;
 //   - navigationLinks true requires a Bundle with at least one of the first, previous, next
 //     and last links (false requires none); validateProfileId validates the resource
 //     structurally (fhirvalidate) and checks its type against a core profile's type;
+//     minimumId ignores the fixture's top-level id and meta;
 //   - TestReport.score is the percentage of asserts that passed (warnings count as passed).
 package conformance
 

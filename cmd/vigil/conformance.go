@@ -28,6 +28,9 @@ TestScripts. Prints a summary per script and exits non-zero when any script fail
 --report FILE writes a Bundle of all TestReports; --report DIR (an existing directory, or a
 path ending in /) writes one TestReport per script.
 
+Failures are printed with the request, the response status and the start of the response
+body: run TestScripts against test data, never against a server holding real patients.
+
 Flags:
 `
 
