@@ -177,9 +177,13 @@ func (tx *Tx) FinishMessage(ctx context.Context, m *InboundMessage) error {
 
 // RecordMessage logs a message that failed outside a claim: one without a key (it could
 // not be read), or one whose processing transaction failed. A keyed entry replaces an
-// earlier failed entry of the same key but never a processed one (ErrConflict).
-func (s *Store) RecordMessage(ctx context.Context, m *InboundMessage) error {
-	return s.InTx(ctx, func(tx *Tx) error {
+// earlier failed entry of the same key but never a processed one: then nothing is written
+// and the processed entry is returned with ErrConflict, so that the caller can answer the
+// resend as the duplicate it is.
+func (s *Store) RecordMessage(ctx context.Context, m *InboundMessage) (*InboundMessage, error) {
+	var orig *InboundMessage
+	err := s.InTx(ctx, func(tx *Tx) error {
+		orig = nil
 		if m.Sender == "" && m.ControlID == "" {
 			var id int64
 			err := tx.queryRow(ctx, `INSERT INTO inbound_message (sender, control_id, type, status, ack_code, error, raw, ack, received_at)
@@ -196,10 +200,12 @@ func (s *Store) RecordMessage(ctx context.Context, m *InboundMessage) error {
 			return err
 		}
 		if prev != nil && prev.Status == MessageProcessed {
+			orig = prev
 			return fmt.Errorf("fhirstore: record message: already processed: %w", ErrConflict)
 		}
 		return tx.FinishMessage(ctx, m)
 	})
+	return orig, err
 }
 
 const messageSelect = `SELECT id, sender, control_id, type, status, ack_code, error, raw, ack, resources, received_at FROM inbound_message`

@@ -69,13 +69,13 @@ func TestMessageLog(t *testing.T) {
 				{Status: fhirstore.MessageError, Error: "does not parse", Raw: []byte("garbage 2")},
 				{Sender: "MON|ICU", ControlID: "C2", Type: "ZZZ^Z99", Status: fhirstore.MessageError, AckCode: "AR", Error: "unsupported", Raw: []byte("x")},
 			} {
-				if err := st.RecordMessage(ctx, f); err != nil {
+				if _, err := st.RecordMessage(ctx, f); err != nil {
 					t.Fatalf("RecordMessage: %v", err)
 				}
 			}
-			err = st.RecordMessage(ctx, &fhirstore.InboundMessage{Sender: "MON|ICU", ControlID: "C1", Status: fhirstore.MessageError, Raw: raw})
-			if !errors.Is(err, fhirstore.ErrConflict) {
-				t.Errorf("RecordMessage over a processed entry = %v, want ErrConflict", err)
+			orig, err := st.RecordMessage(ctx, &fhirstore.InboundMessage{Sender: "MON|ICU", ControlID: "C1", Status: fhirstore.MessageError, Raw: raw})
+			if !errors.Is(err, fhirstore.ErrConflict) || orig == nil || string(orig.Ack) != "ACK1" {
+				t.Errorf("RecordMessage over a processed entry = %+v, %v; want the original and ErrConflict", orig, err)
 			}
 			errs, err := st.Messages(ctx, fhirstore.MessageQuery{Status: fhirstore.MessageError})
 			if err != nil {
