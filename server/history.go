@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -196,13 +197,17 @@ func containsToken(header, token string) bool {
 
 // parseInstant reads a FHIR instant or dateTime/date (the start of its range).
 func parseInstant(v string) (time.Time, error) {
+	if strings.Contains(v, "T") {
+		// A +hh:mm offset sent unescaped in a query string arrives as " hh:mm".
+		v = strings.Replace(v, " ", "+", 1)
+	}
 	layouts := []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02", "2006-01", "2006"}
 	for _, l := range layouts {
 		if t, err := time.Parse(l, v); err == nil {
 			return t, nil
 		}
 	}
-	return time.Time{}, errorf(http.StatusBadRequest, "invalid", "%q is not a FHIR instant (e.g. 2026-01-02T10:00:00Z)", v)
+	return time.Time{}, fmt.Errorf("%q is not a FHIR instant (e.g. 2026-01-02T10:00:00Z)", v)
 }
 
 func isGone(err error) bool { return asError(err).Status == http.StatusGone }
