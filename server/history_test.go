@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,6 +163,8 @@ func TestHistory(t *testing.T) {
 			{"system", "_history", []string{patientURL + "@" + etag(4), obsURL + "@" + etag(1), patientURL + "@" + etag(3), patientURL + "@" + etag(2), patientURL + "@" + etag(1)}, 5},
 			{"_since the second version", "Patient/" + id + "/_history?_since=" + url.QueryEscape(lastUpdated[1]), []string{patientURL + "@" + etag(4), patientURL + "@" + etag(3), patientURL + "@" + etag(2)}, 3},
 			{"_since in the future", "_history?_since=2999-01-01T00:00:00Z", nil, 0},
+			{"_since with an unescaped + offset", "_history?_since=2999-01-01T02:00:00+02:00", nil, 0},
+			{"_since with an escaped + offset", "_history?_since=2000-01-01T02:00:00%2B02:00", []string{patientURL + "@" + etag(4), obsURL + "@" + etag(1), patientURL + "@" + etag(3), patientURL + "@" + etag(2), patientURL + "@" + etag(1)}, 5},
 			{"_at the second version", "Patient/" + id + "/_history?_at=" + url.QueryEscape(lastUpdated[1]), []string{patientURL + "@" + etag(2)}, 1},
 			{"_at before anything", "_history?_at=2000-01-01", nil, 0},
 			{"_count=0 gives the total only", "_history?_count=0", nil, 5},
@@ -205,7 +208,11 @@ func TestHistory(t *testing.T) {
 				if tc.name == "POST" {
 					method, body = http.MethodPost, patient("X")
 				}
-				ts.do(t, method, tc.path, body).wantOutcome(t, tc.status, "")
+				for _, is := range ts.do(t, method, tc.path, body).wantOutcome(t, tc.status, "") {
+					if strings.Contains(is.Diagnostics, ": 400 ") {
+						t.Errorf("diagnostics carry a nested status code: %q", is.Diagnostics)
+					}
+				}
 			})
 		}
 	})
