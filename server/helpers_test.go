@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -239,6 +240,9 @@ func withoutMeta(m map[string]any) map[string]any {
 	return c
 }
 
+// nestedStatus finds an *Error formatted into another's message ("_since: 400 ...").
+var nestedStatus = regexp.MustCompile(`: [45]\d\d `)
+
 // outcomeIssue is the part of an OperationOutcome issue tests look at.
 type outcomeIssue struct {
 	Severity    string   `json:"severity"`
@@ -276,6 +280,9 @@ func (r *result) wantOutcome(t testing.TB, status int, expr string) []outcomeIss
 		}
 		if is.Code == "" || is.Severity == "" {
 			t.Errorf("issue without severity or code: %+v", is)
+		}
+		if nestedStatus.MatchString(is.Diagnostics) {
+			t.Errorf("diagnostics carry a nested status code: %q", is.Diagnostics)
 		}
 	}
 	if len(errs) == 0 {
