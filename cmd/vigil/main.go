@@ -5,6 +5,7 @@
 //	vigil migrate   create or upgrade the database schema and exit
 //	vigil bench     load-test a running server
 //	vigil simulate  stream simulated vital signs to the ingest API
+//	vigil conformance run  run TestScripts against a FHIR server
 //	vigil version   print the version
 //
 // Every flag has a VIGIL_* environment variable; flags win over variables.
@@ -52,6 +53,7 @@ Commands:
   migrate   create or upgrade the database schema
   bench     load-test a running server (vigil bench crud -h)
   simulate  stream simulated bedside-monitor vitals to the ingest API
+  conformance run TestScripts against a FHIR server (vigil conformance run -h)
   version   print the version
 
 Run 'vigil <command> -h' for the flags of a command.
@@ -71,6 +73,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], stdout, stderr)
+	case "conformance":
+		return runConformance(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vigil", version())
 		return nil
