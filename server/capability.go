@@ -24,6 +24,7 @@ var operations = []struct {
 	{"validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate", nil},
 	{"lastn", "http://hl7.org/fhir/OperationDefinition/Observation-lastn", []string{"Observation"}},
 	{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything", []string{"Patient"}},
+	{"ingest", "http://vigil.health/fhir/OperationDefinition/Device-ingest", []string{"Device"}},
 }
 
 // capabilities serves GET /metadata: a CapabilityStatement describing what this server

@@ -198,7 +198,9 @@ func (s *Server) write(c echo.Context, req *request, resp *response) {
 			body = buf.Bytes()
 		}
 	}
-	h.Set("Content-Type", contentType(c.Request()))
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", contentType(c.Request()))
+	}
 	w.WriteHeader(resp.status)
 	w.Write(body)
 }

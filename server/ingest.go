@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -57,7 +58,26 @@ func (s *Server) ingest(c echo.Context) error {
 	if fe != nil {
 		return fe
 	}
-	q := hr.URL.Query()
+	status, resp, err := s.ingestBatch(hr.Context(), body, hr.URL.Query())
+	if err != nil {
+		return err
+	}
+	return s.ingestReply(c, status, resp)
+}
+
+// ingestOp serves the same ingest as the FHIR operation POST /fhir/Device/$ingest.
+func (s *Server) ingestOp(ctx context.Context, req *request) (*response, error) {
+	status, resp, err := s.ingestBatch(ctx, req.body, req.query)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(resp)
+	return &response{status: status, body: b, header: http.Header{"Content-Type": {"application/json; charset=utf-8"}}}, nil
+}
+
+// ingestBatch parses, validates and stores one ingest document; it returns the HTTP
+// status and the per-reading answer.
+func (s *Server) ingestBatch(ctx context.Context, body []byte, q url.Values) (int, *ingestResponse, error) {
 	atomic := q.Get("atomic") == "true"
 	opts := mappers.OMHOptions{PatientSystem: q.Get("patient-system")}
 	if d := q.Get("device"); d != "" {
@@ -76,7 +96,7 @@ func (s *Server) ingest(c echo.Context) error {
 	}
 	batch, format, err := mappers.Parse(body, opts)
 	if err != nil {
-		return errorf(http.StatusBadRequest, "structure", "unusable ingest document: %v", err)
+		return 0, nil, errorf(http.StatusBadRequest, "structure", "unusable ingest document: %v", err)
 	}
 	skew := s.cfg.Ingest.ClockSkew
 	if skew <= 0 {
@@ -101,13 +121,13 @@ func (s *Server) ingest(c echo.Context) error {
 	if atomic && len(rejected) > 0 {
 		resp.Rejected = len(rejected)
 		resp.Results = results
-		return s.ingestReply(c, http.StatusUnprocessableEntity, resp)
+		return http.StatusUnprocessableEntity, resp, nil
 	}
-	err = s.store.InTx(hr.Context(), func(tx *fhirstore.Tx) error {
+	err = s.store.InTx(ctx, func(tx *fhirstore.Tx) error {
 		w := &ingestWriter{s: s, tx: tx, patients: map[string]string{}, devices: map[string]string{}}
 		for i := range valid.Readings {
 			r := &valid.Readings[i]
-			res, err := w.write(hr.Context(), r)
+			res, err := w.write(ctx, r)
 			if err != nil {
 				var rej *rejection
 				if errors.As(err, &rej) {
@@ -127,10 +147,10 @@ func (s *Server) ingest(c echo.Context) error {
 	if errors.As(err, &rej) {
 		resp.Rejected = 1 + len(rejected)
 		resp.Results = results
-		return s.ingestReply(c, http.StatusUnprocessableEntity, resp)
+		return http.StatusUnprocessableEntity, resp, nil
 	}
 	if err != nil {
-		return asError(err)
+		return 0, nil, asError(err)
 	}
 	resp.Committed = true
 	for _, r := range results {
@@ -149,7 +169,7 @@ func (s *Server) ingest(c echo.Context) error {
 	if resp.Created+resp.Duplicates == 0 && resp.Rejected > 0 {
 		status = http.StatusUnprocessableEntity
 	}
-	return s.ingestReply(c, status, resp)
+	return status, resp, nil
 }
 
 func (s *Server) ingestReply(c echo.Context, status int, resp *ingestResponse) error {

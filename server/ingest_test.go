@@ -228,3 +228,17 @@ func TestAlerts(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// The same ingest is a FHIR operation, POST /fhir/Device/$ingest.
+func TestIngestOperation(t *testing.T) {
+	ts := newTestServer(t, storetest.Backends()[0], func(c *server.Config) { c.Ingest.CreatePatients = true })
+	r := ts.do(t, http.MethodPost, "Device/$ingest", readFile(t, "../testdata/ingest/vigil-vitals.json"))
+	r.wantStatus(t, http.StatusOK)
+	var out ingestResp
+	if err := jsonUnmarshal(r.Body, &out); err != nil || out.Created != 13 {
+		t.Fatalf("$ingest: %v %+v", err, out)
+	}
+	if got := ts.count(t, "Observation"); got != 13 {
+		t.Fatalf("%d Observations after $ingest, want 13", got)
+	}
+}

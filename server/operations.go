@@ -26,13 +26,17 @@ func (s *Server) operation(ctx context.Context, req *request, typ, id, op string
 		if typ == "Patient" && id != "" && req.method == http.MethodGet {
 			return s.everything(ctx, req, id)
 		}
+	case "$ingest":
+		if typ == "Device" && id == "" && req.method == http.MethodPost {
+			return s.ingestOp(ctx, req)
+		}
 	}
 	if req.method != http.MethodGet && req.method != http.MethodPost {
 		return nil, errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", req.method, op)
 	}
 	switch op {
-	case "$lastn", "$everything":
-		return nil, errorf(http.StatusNotFound, "not-supported", "operation %s is served at GET Observation/$lastn and GET Patient/[id]/$everything", op)
+	case "$lastn", "$everything", "$ingest":
+		return nil, errorf(http.StatusNotFound, "not-supported", "operation %s is served at GET Observation/$lastn, GET Patient/[id]/$everything and POST Device/$ingest", op)
 	}
 	return nil, errorf(http.StatusNotFound, "not-supported", "operation %s is not supported on %s", op, typ)
 }
