@@ -190,19 +190,6 @@ func (s *Server) transaction(ctx context.Context, req *request, entries []*entry
 	})
 	results := make([]bundleEntry, len(entries))
 	var gets []*entry
-	var condKeys []string
-	for _, e := range entries {
-		switch {
-		case e.op:
-		case e.method == http.MethodPost && e.header.Get("If-None-Exist") != "":
-			condKeys = append(condKeys, ifNoneExistKey(e.typ, e.header.Get("If-None-Exist")))
-		case e.method == http.MethodPut && e.id == "" && len(conditionParams(e.query)) > 0:
-			condKeys = append(condKeys, conditionKey(e.typ, e.query))
-		}
-	}
-	if len(condKeys) > 0 {
-		defer s.conds.lock(condKeys)()
-	}
 	err := s.store.InTx(ctx, func(tx *fhirstore.Tx) error {
 		// The function may run again after a serialization failure: start clean.
 		for _, e := range entries {

@@ -206,9 +206,9 @@ func mustDecode(t testing.TB, b []byte) map[string]any {
 	return m
 }
 
-// TestConcurrentConditionalWrites sends the same conditional write 20 times at once, as
-// a device retrying a reading would: one creates, the others find what it created, and
-// one resource exists. Conditional creates, conditional updates and transactions with
+// TestConcurrentConditionalWrites sends the same conditional write 20 times at once to two
+// servers on one database, as a device retrying a reading would: one creates, the others
+// find what it created, and one resource exists. Conditional creates, conditional updates and transactions with
 // ifNoneExist all take this path.
 func TestConcurrentConditionalWrites(t *testing.T) {
 	const n = 20
@@ -248,6 +248,13 @@ func TestConcurrentConditionalWrites(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			forBackends(t, func(t *testing.T, b storetest.Backend) {
 				ts := newTestServer(t, b)
+				// A second server process on the same database: the two must behave as one.
+				st2, err := fhirstore.Open(context.Background(), ts.DBURL, fhirstore.Options{Logger: storetest.QuietLogger()})
+				if err != nil {
+					t.Fatalf("second store: %v", err)
+				}
+				t.Cleanup(func() { st2.Close() })
+				servers := []*testServer{ts, startServer(t, st2)}
 				results := make([]*result, n)
 				errs := make([]error, n)
 				start := make(chan struct{})
@@ -257,7 +264,7 @@ func TestConcurrentConditionalWrites(t *testing.T) {
 					go func() {
 						defer wg.Done()
 						<-start
-						results[i], errs[i] = tc.send(ts, i)
+						results[i], errs[i] = tc.send(servers[i%2], i)
 					}()
 				}
 				close(start)

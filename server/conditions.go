@@ -43,6 +43,13 @@ func (s *Server) match(ctx context.Context, tx *fhirstore.Tx, typ string, q url.
 	for _, n := range names {
 		params[n] = q[n]
 	}
+	// Serialise writers that test the same condition until their transactions end, so
+	// that two identical conditional creates (a device retrying, two servers on one
+	// database) cannot both find nothing and both create. A different spelling of the
+	// same condition is a different lock.
+	if err := tx.LockKey(ctx, conditionKey(typ, params)); err != nil {
+		return nil, asError(err)
+	}
 	count := min(limit, fhirstore.MaxPageSize)
 	params.Set("_count", strconv.Itoa(count))
 	params.Set("_sort", "_id")

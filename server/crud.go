@@ -99,9 +99,6 @@ func (s *Server) create(ctx context.Context, req *request, typ string) (*respons
 		return nil, fe
 	}
 	ifNoneExist := req.get("If-None-Exist")
-	if ifNoneExist != "" {
-		defer s.conds.lock([]string{ifNoneExistKey(typ, ifNoneExist)})()
-	}
 	return s.inTx(ctx, func(tx *fhirstore.Tx) (*response, error) {
 		return s.createTx(ctx, tx, typ, "", body, ifNoneExist)
 	})
@@ -255,7 +252,6 @@ func (s *Server) conditionalUpdate(ctx context.Context, req *request, typ string
 	if fe != nil {
 		return nil, fe
 	}
-	defer s.conds.lock([]string{conditionKey(typ, req.query)})()
 	return s.inTx(ctx, func(tx *fhirstore.Tx) (*response, error) {
 		return s.conditionalUpdateTx(ctx, tx, typ, req.query, body, ifMatch)
 	})

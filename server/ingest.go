@@ -193,6 +193,17 @@ type ingestWriter struct {
 
 func identKey(i mappers.Identifier) string { return i.System + "|" + i.Value }
 
+// lockIdentifier serialises the creators of a typ with this identifier until the
+// transaction ends (the same lock a REST conditional create on identifier=system|value
+// takes), so concurrent retries of one reading store it once, even across servers.
+func (w *ingestWriter) lockIdentifier(ctx context.Context, typ string, i mappers.Identifier) error {
+	v := i.Value
+	if i.System != "" {
+		v = i.System + "|" + i.Value
+	}
+	return w.tx.LockKey(ctx, conditionKey(typ, url.Values{"identifier": {v}}))
+}
+
 func (w *ingestWriter) write(ctx context.Context, r *mappers.Reading) (ingestResult, error) {
 	res := ingestResult{Index: r.Index}
 	patientRef, err := w.patient(ctx, r.Patient)
@@ -204,6 +215,9 @@ func (w *ingestWriter) write(ctx context.Context, r *mappers.Reading) (ingestRes
 		return res, err
 	}
 	res.Patient, res.Device = patientRef, deviceRef
+	if err := w.lockIdentifier(ctx, "Observation", mappers.Identifier{System: mappers.ReadingIdentifierSystem, Value: r.ReadingID()}); err != nil {
+		return res, err
+	}
 	ids, err := w.tx.FindIDs(ctx, "Observation", nil, []fhirstore.TokenMatch{{
 		Param: "identifier", System: mappers.ReadingIdentifierSystem, SystemSet: true, Code: r.ReadingID()}}, 1)
 	if err != nil {
@@ -240,6 +254,9 @@ func (w *ingestWriter) patient(ctx context.Context, ident mappers.Identifier) (s
 	key := identKey(ident)
 	if ref, ok := w.patients[key]; ok {
 		return ref, nil
+	}
+	if err := w.lockIdentifier(ctx, "Patient", ident); err != nil {
+		return "", err
 	}
 	ids, err := w.tx.FindIDs(ctx, "Patient", nil, []fhirstore.TokenMatch{{Param: "identifier", System: ident.System, SystemSet: ident.System != "", Code: ident.Value}}, 2)
 	if err != nil {
@@ -282,6 +299,9 @@ func (w *ingestWriter) device(ctx context.Context, d mappers.DeviceInfo, patient
 	key := identKey(ident)
 	if ref, ok := w.devices[key]; ok {
 		return ref, nil
+	}
+	if err := w.lockIdentifier(ctx, "Device", ident); err != nil {
+		return "", err
 	}
 	ids, err := w.tx.FindIDs(ctx, "Device", nil, []fhirstore.TokenMatch{{Param: "identifier", System: ident.System, SystemSet: ident.System != "", Code: ident.Value}}, 1)
 	if err != nil {

@@ -50,7 +50,6 @@ type Server struct {
 	validator *fhirvalidate.Validator
 	types     map[string]bool
 	metrics   *metrics
-	conds     condLocks
 	echo      *echo.Echo
 	http      *http.Server
 }
