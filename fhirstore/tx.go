@@ -57,7 +57,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		}
 		time.Sleep(time.Duration(i+1) * 5 * time.Millisecond)
 	}
-	return err
+	// Still colliding with concurrent writers after every retry: a conflict the client
+	// may resolve by retrying later (HTTP 409).
+	return fmt.Errorf("%w: concurrent writes kept colliding: %v", ErrConflict, err)
 }
 
 func (s *Store) runTx(ctx context.Context, fn func(tx *Tx) error) error {
