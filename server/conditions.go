@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,8 +42,9 @@ func (s *Server) match(ctx context.Context, tx *fhirstore.Tx, typ string, q url.
 	}
 	params := url.Values{}
 	for _, n := range names {
-		params[n] = q[n]
+		params[n] = slices.Clone(q[n])
 	}
+	fixDateOffsets(params)
 	// Serialise writers that test the same condition until their transactions end, so
 	// that two identical conditional creates (a device retrying, two servers on one
 	// database) cannot both find nothing and both create. A different spelling of the

@@ -242,3 +242,26 @@ func TestIngestOperation(t *testing.T) {
 		t.Fatalf("%d Observations after $ingest, want 13", got)
 	}
 }
+
+// A dateTime search value whose "+02:00" offset was sent unescaped (so it arrives as a
+// space) is read as the offset, not refused.
+func TestSearchUnescapedOffset(t *testing.T) {
+	ts := newTestServer(t, storetest.Backends()[0])
+	obs := map[string]any{"resourceType": "Observation", "status": "final",
+		"code":              map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "8867-4"}}},
+		"effectiveDateTime": "2026-03-01T10:00:00+02:00"}
+	ts.do(t, http.MethodPost, "Observation", obs).wantStatus(t, http.StatusCreated)
+	tests := []struct {
+		query string
+		want  int
+	}{
+		{"Observation?date=ge2026-03-01T09:00:00+02:00", 1},   // 08:00Z <= 08:00Z
+		{"Observation?date=gt2026-03-01T10:00:00+02:00", 0},   // after the reading
+		{"Observation?date=ge2026-03-01T09:00:00%2B02:00", 1}, // properly escaped
+	}
+	for _, tc := range tests {
+		if got := ts.count(t, tc.query); got != tc.want {
+			t.Errorf("%s: %d matches, want %d", tc.query, got, tc.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,7 @@ func (s *Server) runSearch(ctx context.Context, req *request, sr fhirstore.Searc
 		}
 		params[k] = vs
 	}
+	fixDateOffsets(params)
 	sr.Params = params
 	sr.Lenient = lenient(req)
 	res, err := s.store.Search(ctx, sr)
@@ -295,4 +297,24 @@ func (s *Server) everything(ctx context.Context, req *request, id string) (*resp
 	}
 	res.SelfParams = params
 	return s.searchBundle(req, res, s.FHIRBase()+"/Patient/"+id+"/$everything"), nil
+}
+
+// unescapedOffset matches a dateTime search value whose "+hh:mm" offset arrived as
+// " hh:mm" because the client did not percent-encode the plus sign.
+var unescapedOffset = regexp.MustCompile(`^((?:eq|ne|gt|lt|ge|le|sa|eb|ap)?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$`)
+
+// fixDateOffsets restores the plus sign of such offsets (a date never contains a space),
+// as HAPI does, instead of refusing a search clients commonly send.
+func fixDateOffsets(q url.Values) {
+	for k, vs := range q {
+		for i, v := range vs {
+			if strings.Contains(v, " ") {
+				parts := strings.Split(v, ",")
+				for j, p := range parts {
+					parts[j] = unescapedOffset.ReplaceAllString(p, "$1+$2")
+				}
+				q[k][i] = strings.Join(parts, ",")
+			}
+		}
+	}
 }
