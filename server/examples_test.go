@@ -9,18 +9,8 @@ import (
 	"time"
 
 	"github.com/vigil-health/vigil/fhirstore/storetest"
+	"github.com/vigil-health/vigil/internal/specexamples"
 )
-
-// invalidExamples are the FHIR R4 specification examples a validating server must reject,
-// each with the element the error must name (the same list fhirvalidate's tests keep).
-var invalidExamples = map[string]string{
-	"DeviceMetric-example.json":        "DeviceMetric.parent",
-	"DeviceUseStatement-example.json":  "DeviceUseStatement.reasonReference[0]",
-	"MedicationRequest-medrx0301.json": "MedicationRequest.dispenseRequest.performer",
-	"Observation-clinical-gender.json": "Observation.performer[0]",
-	"Questionnaire-qs1.json":           "Questionnaire.item[0].item[0].linkId",
-	"ig-r4.json":                       "ImplementationGuide.name",
-}
 
 // checkExampleRoundTrip POSTs one example: a valid one must be created and read back equal
 // to what was sent (but for id and meta), an invalid one refused with 400 naming the
@@ -37,7 +27,7 @@ func checkExampleRoundTrip(t *testing.T, ts *testServer, path string) {
 	}
 	typ, _ := sent["resourceType"].(string)
 	r := ts.do(t, http.MethodPost, typ, raw)
-	if expr, invalid := invalidExamples[filepath.Base(path)]; invalid {
+	if expr, invalid := specexamples.Invalid[filepath.Base(path)]; invalid {
 		r.wantOutcome(t, http.StatusBadRequest, expr)
 		return
 	}
@@ -65,7 +55,7 @@ func TestVendoredExamples(t *testing.T) {
 	}
 	invalid := 0
 	for _, f := range files {
-		if _, ok := invalidExamples[filepath.Base(f)]; ok {
+		if _, ok := specexamples.Invalid[filepath.Base(f)]; ok {
 			invalid++
 		}
 	}
@@ -86,36 +76,7 @@ func TestVendoredExamples(t *testing.T) {
 // TestSpecExamples creates all 713 FHIR R4 examples when VIGIL_EXAMPLES_DIR names their
 // folder (absolute, or relative to the repository root or to server/).
 func TestSpecExamples(t *testing.T) {
-	dir := os.Getenv("VIGIL_EXAMPLES_DIR")
-	if dir == "" {
-		t.Skip("VIGIL_EXAMPLES_DIR is not set; set it to the folder of the 713 FHIR R4 examples (e.g. ../shared/data/fhir-r4-examples) to create them all through the server")
-	}
-	candidates := []string{dir}
-	if !filepath.IsAbs(dir) {
-		candidates = append(candidates, filepath.Join("..", dir))
-	}
-	var files []string
-	for _, c := range candidates {
-		files, _ = filepath.Glob(filepath.Join(c, "*.json"))
-		if len(files) > 0 {
-			break
-		}
-	}
-	if len(files) == 0 {
-		t.Fatalf("VIGIL_EXAMPLES_DIR=%q: no *.json files found (tried %q)", dir, candidates)
-	}
-	if len(files) != 713 {
-		t.Errorf("found %d examples, want 713", len(files))
-	}
-	found := 0
-	for _, f := range files {
-		if _, ok := invalidExamples[filepath.Base(f)]; ok {
-			found++
-		}
-	}
-	if found != len(invalidExamples) {
-		t.Errorf("found %d of the %d invalid examples", found, len(invalidExamples))
-	}
+	files := specexamples.All(t)
 	forBackends(t, func(t *testing.T, b storetest.Backend) {
 		ts := newTestServer(t, b)
 		start := time.Now()
