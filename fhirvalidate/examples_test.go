@@ -1,12 +1,13 @@
 package fhirvalidate
 
 import (
-	"github.com/vigil-health/vigil/internal/specexamples"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vigil-health/vigil/internal/specexamples"
 )
 
 // checkExample validates one example file: the invalid ones must be rejected with an issue
