@@ -117,6 +117,30 @@ type frag struct {
 	args []any
 }
 
+// ridIn builds "a.rid [NOT] IN (SELECT col FROM ... WHERE ...)"; from is
+// "FROM ... WHERE ..." and col the selected rid column. It also records the same
+// condition correlated to the outer row (EXISTS ... WHERE col = a.rid, same arguments):
+// SQLite drives a query from its first "rid IN (subquery)" and materialises every other
+// IN list, so plan uses this form for the conditions after the first, an index lookup per
+// candidate row.
+func (b *qb) ridIn(a string, negate bool, col, from string, args []any) frag {
+	not := ""
+	if negate {
+		not = "NOT "
+	}
+	f := frag{a + ".rid " + not + "IN (SELECT " + col + " " + from + ")", args}
+	k := strings.Index(from, " WHERE ")
+	if b.correlated == nil {
+		b.correlated = map[string]string{}
+	}
+	// The row is found by rid: a type condition (redundant once rid is known) would make
+	// SQLite prefer the (type, param, value) index and scan it; keep its argument.
+	alias := col[:strings.IndexByte(col, '.')]
+	cond := strings.Replace(from[k+len(" WHERE "):], alias+".type = ?", "CAST(? AS TEXT) <> ''", 1)
+	b.correlated[f.sql] = not + "EXISTS (SELECT 1 " + from[:k] + " WHERE " + col + " = " + a + ".rid AND " + cond + ")"
+	return f
+}
+
 func (f frag) empty() bool { return f.sql == "" }
 
 func joinFrags(sep string, fs []frag) frag {
@@ -175,6 +199,9 @@ type qb struct {
 	snap    *registrySnapshot
 	now     time.Time
 	aliases int
+	// correlated maps the text of a top-level "rid IN (...)" condition to its EXISTS
+	// form (see ridIn).
+	correlated map[string]string
 }
 
 func (b *qb) alias(prefix string) string {
@@ -322,6 +349,7 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 		}
 		p.where = append(p.where, f)
 	}
+	var filters []prioritized
 	keys := make([]string, 0, len(req.Params))
 	for k := range req.Params {
 		keys = append(keys, k)
@@ -452,8 +480,27 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 				}
 				continue
 			}
-			p.where = append(p.where, f)
+			filters = append(filters, prioritized{b.priority(typ, key), f})
 			p.self.Add(key, v)
+		}
+	}
+	// SQLite drives a query from its first rid IN (...) condition: put the most selective
+	// kinds first (ids, references such as patient=X, identifiers), broad codes last.
+	// PostgreSQL plans by cost and does not care.
+	sort.SliceStable(filters, func(i, j int) bool { return filters[i].prio < filters[j].prio })
+	for k, f := range filters {
+		if alt, ok := b.correlated[f.f.sql]; ok && k > 0 {
+			f.f = frag{alt, f.f.args}
+		}
+		p.where = append(p.where, f.f)
+	}
+	if len(filters) > 0 && b.correlated[filters[0].f.sql] != "" && len(p.types) == 1 {
+		// With a rid IN (...) to drive from, keep SQLite off the (type, last_updated)
+		// index: it would scan every resource of the type and probe the IN list.
+		for k, w := range p.where {
+			if w.sql == "r.type = ?" {
+				p.where[k].sql = "r.type || '' = ?"
+			}
 		}
 	}
 	h := sha256.New()
@@ -470,6 +517,44 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 	}
 	p.hash = binary.BigEndian.Uint64(h.Sum(nil))
 	return p, nil
+}
+
+// prioritized is a filter with its place in the WHERE clause (lower first).
+type prioritized struct {
+	prio int
+	f    frag
+}
+
+// priority guesses how selective a filter is from its parameter's type.
+func (b *qb) priority(typ, key string) int {
+	if strings.HasPrefix(key, "_has:") {
+		return 4
+	}
+	head, _, chained := strings.Cut(key, ".")
+	name, mod, _ := strings.Cut(head, ":")
+	if name == "_id" {
+		return 0
+	}
+	if mod == "missing" || mod == "not" {
+		return 9
+	}
+	p := b.lookupParam(typ, name)
+	if p == nil {
+		return 5
+	}
+	switch {
+	case chained:
+		return 3
+	case p.typ == ParamReference:
+		return 1
+	case name == "identifier" || mod == "identifier":
+		return 2
+	case p.typ == ParamString || p.typ == ParamURI || p.typ == ParamComposite:
+		return 4
+	case p.typ == ParamDate || p.typ == ParamNumber || p.typ == ParamQuantity:
+		return 6
+	}
+	return 7
 }
 
 func sortedKeys(v url.Values) []string {
@@ -625,16 +710,16 @@ func (b *qb) chainCond(a, typ, key, name, mod, rest, value string, depth int) (f
 		return frag{}, firstErr
 	}
 	or := joinFrags(" OR ", alts)
-	sqlText := a + ".rid IN (SELECT " + ref + ".rid FROM idx_reference " + ref + " WHERE "
+	from := "FROM idx_reference " + ref + " WHERE "
 	var args []any
 	if typ != "" {
-		sqlText += ref + ".type = ? AND "
+		from += ref + ".type = ? AND "
 		args = append(args, typ)
 	}
-	sqlText += ref + ".param = ? AND " + or.sql + ")"
+	from += ref + ".param = ? AND " + or.sql
 	args = append(args, name)
 	args = append(args, or.args...)
-	return frag{sqlText, args}, nil
+	return b.ridIn(a, false, ref+".rid", from, args), nil
 }
 
 // tableOf returns the index table of a parameter type.
@@ -755,12 +840,8 @@ func (b *qb) leaf(a, typ, key, name, mod, value string) (frag, error) {
 			table, param = tableOf(p.comps[0].typ), name+"$0"
 		}
 		i := b.alias("m")
-		sub, args := b.indexSubquery(i, table, typ, param)
-		op := " IN ("
-		if missing {
-			op = " NOT IN ("
-		}
-		return frag{a + ".rid" + op + sub + ")", args}, nil
+		from, args := b.indexFrom(i, table, typ, param)
+		return b.ridIn(a, missing, i+".rid", from, args), nil
 	}
 	if p.typ == ParamComposite {
 		return b.compositeCond(a, typ, key, p, mod, value)
@@ -816,24 +897,20 @@ func (b *qb) leaf(a, typ, key, name, mod, value string) (frag, error) {
 		preds = append(preds, f)
 	}
 	or := joinFrags(" OR ", preds)
-	sub, args := b.indexSubquery(i, table, typ, param)
+	from, args := b.indexFrom(i, table, typ, param)
 	if !or.empty() {
-		sub += " AND " + or.sql
+		from += " AND " + or.sql
 		args = append(args, or.args...)
 	}
-	op := " IN ("
-	if negate {
-		op = " NOT IN ("
-	}
-	return frag{a + ".rid" + op + sub + ")", args}, nil
+	return b.ridIn(a, negate, i+".rid", from, args), nil
 }
 
-// indexSubquery selects the rids of an index table's rows of one parameter.
-func (b *qb) indexSubquery(i, table, typ, param string) (string, []any) {
+// indexFrom is the FROM ... WHERE of an index table's rows of one parameter.
+func (b *qb) indexFrom(i, table, typ, param string) (string, []any) {
 	if typ == "" {
-		return "SELECT " + i + ".rid FROM " + table + " " + i + " WHERE " + i + ".param = ?", []any{param}
+		return "FROM " + table + " " + i + " WHERE " + i + ".param = ?", []any{param}
 	}
-	return "SELECT " + i + ".rid FROM " + table + " " + i + " WHERE " + i + ".type = ? AND " + i + ".param = ?", []any{typ, param}
+	return "FROM " + table + " " + i + " WHERE " + i + ".type = ? AND " + i + ".param = ?", []any{typ, param}
 }
 
 func (b *qb) idCond(a, key, mod, value string) (frag, error) {
@@ -1135,7 +1212,7 @@ func (b *qb) compositeCond(a, typ, key string, p *searchParam, mod, value string
 	c0 := aliases[0]
 	var sb strings.Builder
 	var args []any
-	sb.WriteString(a + ".rid IN (SELECT " + c0 + ".rid FROM " + tableOf(p.comps[0].typ) + " " + c0)
+	sb.WriteString("FROM " + tableOf(p.comps[0].typ) + " " + c0)
 	for k := 1; k < len(p.comps); k++ {
 		ck := aliases[k]
 		sb.WriteString(" JOIN " + tableOf(p.comps[k].typ) + " " + ck + " ON " + ck + ".rid = " + c0 + ".rid AND " + ck + ".grp = " + c0 + ".grp AND " + ck + ".param = ?")
@@ -1149,9 +1226,9 @@ func (b *qb) compositeCond(a, typ, key string, p *searchParam, mod, value string
 	sb.WriteString(c0 + ".param = ? AND " + c0 + ".grp > 0")
 	args = append(args, p.code+"$0")
 	or := joinFrags(" OR ", alts)
-	sb.WriteString(" AND " + or.sql + ")")
+	sb.WriteString(" AND " + or.sql)
 	args = append(args, or.args...)
-	return frag{sb.String(), args}, nil
+	return b.ridIn(a, false, c0+".rid", sb.String(), args), nil
 }
 
 // compartment restricts a search to resources of a patient compartment.
