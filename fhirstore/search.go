@@ -494,9 +494,10 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 		}
 		p.where = append(p.where, f.f)
 	}
-	if len(filters) > 0 && b.correlated[filters[0].f.sql] != "" && len(p.types) == 1 {
+	if len(filters) > 0 && b.correlated[filters[0].f.sql] != "" && len(p.types) == 1 && b.s != nil && b.s.d.name() == "sqlite" {
 		// With a rid IN (...) to drive from, keep SQLite off the (type, last_updated)
 		// index: it would scan every resource of the type and probe the IN list.
+		// (PostgreSQL plans by cost, and would misjudge the expression.)
 		for k, w := range p.where {
 			if w.sql == "r.type = ?" {
 				p.where[k].sql = "r.type || '' = ?"
