@@ -290,7 +290,7 @@ func (x *run) check(a *assertion) (ok bool, msg string, err error) {
 		}
 		got := d.ex.url
 		// A relative URL is compared with the request URL relative to the base.
-		if !strings.Contains(want, "://") && (op == "" || op == "equals" || op == "notEquals" || op == "in" || op == "notIn") {
+		if !isAbsoluteURL(want) && (op == "" || op == "equals" || op == "notEquals" || op == "in" || op == "notIn") {
 			got = strings.TrimPrefix(strings.TrimPrefix(got, x.base), "/")
 			want = strings.TrimPrefix(want, "/")
 		}

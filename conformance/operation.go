@@ -225,7 +225,7 @@ func (x *run) operationURL(op *operation, code, srcType, srcID string) (string, 
 		if err != nil {
 			return "", fmt.Errorf("url: %w", err)
 		}
-		if !strings.Contains(u, "://") {
+		if !isAbsoluteURL(u) {
 			u = x.base + "/" + strings.TrimPrefix(u, "/")
 		}
 		return finishURL(u, encode), nil
@@ -313,6 +313,14 @@ func (x *run) operationURL(op *operation, code, srcType, srcID string) (string, 
 		u += "/$" + strings.TrimPrefix(name, "$")
 	}
 	return finishURL(u+params, encode), nil
+}
+
+// isAbsoluteURL reports whether u names its scheme (http://host/...). Only the part before
+// the query counts: a relative url may carry a system URL in its query
+// (Patient/1/Observation?code=http://loinc.org|8867-4).
+func isAbsoluteURL(u string) bool {
+	path, _, _ := strings.Cut(u, "?")
+	return strings.Contains(path, "://")
 }
 
 // finishURL encodes the query of u (encodeRequestUrl): each name and value is decoded as
