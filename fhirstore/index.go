@@ -687,7 +687,8 @@ func numberString(v any) (string, bool) {
 }
 
 // NumberRange returns the value of a decimal literal and its implicit range by
-// significant digits: "100" covers [99.5, 100.5), "1.50" covers [1.495, 1.505).
+// significant digits: "100" covers [99.5, 100.5), "1.50" covers [1.495, 1.505), and, as
+// search.html reads exponent forms, "1e2" covers [95, 105).
 func NumberRange(s string) (value, low, high float64, err error) {
 	value, err = strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(value, 0) || math.IsNaN(value) {
