@@ -193,8 +193,12 @@ func (x *SearchIndexer) index(typ string, res map[string]any, strict bool) (*Ind
 	snap := x.Registry.snapshot()
 	e := &extractor{rows: &IndexRows{}, glucose: typ == "Observation" && isGlucose(res)}
 	env := &fhirpath.Env{Resource: res, RootResource: res}
+	virtual := snap.virtual[typ]
 	for _, p := range snap.params(typ) {
 		if p.expr == nil || p.code == "_id" || p.code == "_lastUpdated" || !p.present(res) {
+			continue
+		}
+		if _, ok := virtual[p.code]; ok {
 			continue
 		}
 		vals, err := p.expr.Evaluate(res, env)

@@ -816,6 +816,9 @@ func (b *qb) leaf(a, typ, key, name, mod, value string) (frag, error) {
 		}
 		return joinFrags(" OR ", fs), nil
 	}
+	if v, ok := b.snap.virtualOf(typ, name); ok {
+		return b.virtualCond(a, typ, key, v, mod, value)
+	}
 	p := b.lookupParam(typ, name)
 	if p == nil {
 		t := typ
@@ -904,6 +907,64 @@ func (b *qb) leaf(a, typ, key, name, mod, value string) (frag, error) {
 		args = append(args, or.args...)
 	}
 	return b.ridIn(a, negate, i+".rid", from, args), nil
+}
+
+// virtualCond answers a virtual parameter from the rows of the parameters it stands for.
+func (b *qb) virtualCond(a, typ, key string, v virtualParam, mod, value string) (frag, error) {
+	if !v.and {
+		// Any of the parts; :not and :missing=true need all of them.
+		sep := " OR "
+		if mod == "not" || (mod == "missing" && value == "true") {
+			sep = " AND "
+		}
+		var fs []frag
+		for _, part := range v.parts {
+			f, err := b.leaf(a, typ, key, part, mod, value)
+			if err != nil {
+				return frag{}, err
+			}
+			fs = append(fs, f)
+		}
+		return joinFrags(sep, fs), nil
+	}
+	switch mod {
+	case "":
+	case "missing":
+		// A composite over the resource is missing when any component is.
+		sep := " AND "
+		if value == "true" {
+			sep = " OR "
+		}
+		var fs []frag
+		for _, part := range v.parts {
+			f, err := b.leaf(a, typ, key, part, mod, value)
+			if err != nil {
+				return frag{}, err
+			}
+			fs = append(fs, f)
+		}
+		return joinFrags(sep, fs), nil
+	default:
+		return frag{}, badParam(key, "modifier :%s is not allowed on a composite parameter", mod)
+	}
+	var alts []frag
+	for _, val := range splitValues(value) {
+		comps := splitEscaped(val, '$')
+		if len(comps) != len(v.parts) {
+			return frag{}, badParam(key, "a value of %s has %d components separated by $", key, len(v.parts))
+		}
+		var fs []frag
+		for k, part := range v.parts {
+			// The component is one value: keep its escaped commas escaped.
+			f, err := b.leaf(a, typ, key, part, "", comps[k])
+			if err != nil {
+				return frag{}, err
+			}
+			fs = append(fs, f)
+		}
+		alts = append(alts, joinFrags(" AND ", fs))
+	}
+	return joinFrags(" OR ", alts), nil
 }
 
 // indexFrom is the FROM ... WHERE of an index table's rows of one parameter.
@@ -1333,6 +1394,9 @@ func (b *qb) sortKey(typ, k string) (sortKey, error) {
 	case "_lastUpdated":
 		sk.kind, sk.expr = 'i', frag{"r.last_updated", nil}
 		return sk, nil
+	}
+	if _, ok := b.snap.virtualOf(typ, name); ok {
+		return sk, unsupported("_sort", "sorting by %s is not supported", name)
 	}
 	p := b.lookupParam(typ, name)
 	if p == nil {

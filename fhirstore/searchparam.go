@@ -97,6 +97,34 @@ type registrySnapshot struct {
 	types  map[string]bool                    // every resource type named by a definition
 	// sorted caches params(typ); a snapshot never changes once published.
 	sorted sync.Map // string -> []*searchParam
+	// virtual lists, per type, the parameters answered from other parameters' rows
+	// instead of rows of their own (see observationVirtual).
+	virtual map[string]map[string]virtualParam
+}
+
+// virtualParam is a parameter equivalent to a combination of others: any of them (or),
+// or, for a composite over the resource itself, each component on its own parameter
+// (and).
+type virtualParam struct {
+	and   bool
+	parts []string
+}
+
+// observationVirtual are Observation parameters that duplicate others. The combo-*
+// parameters cover the Observation and its components, so they match when the plain or
+// the component-* parameter matches; the code-value-* composites pair values of the
+// Observation itself, of which there is one, so they are the plain parameters together.
+// Not indexing them saves nine of the twenty-two index rows of a device heart rate.
+var observationVirtual = map[string]virtualParam{
+	"combo-code":                {parts: []string{"code", "component-code"}},
+	"combo-data-absent-reason":  {parts: []string{"data-absent-reason", "component-data-absent-reason"}},
+	"combo-value-concept":       {parts: []string{"value-concept", "component-value-concept"}},
+	"combo-value-quantity":      {parts: []string{"value-quantity", "component-value-quantity"}},
+	"combo-code-value-concept":  {parts: []string{"code-value-concept", "component-code-value-concept"}},
+	"combo-code-value-quantity": {parts: []string{"code-value-quantity", "component-code-value-quantity"}},
+	"code-value-concept":        {and: true, parts: []string{"code", "value-concept"}},
+	"code-value-date":           {and: true, parts: []string{"code", "value-date"}},
+	"code-value-quantity":       {and: true, parts: []string{"code", "value-quantity"}},
 }
 
 var (
@@ -161,11 +189,20 @@ func buildBaseSnapshot() (*registrySnapshot, error) {
 			return nil, err
 		}
 	}
+	snap.virtual = map[string]map[string]virtualParam{"Observation": observationVirtual}
 	return snap, nil
 }
 
 func (s *registrySnapshot) clone() *registrySnapshot {
-	n := &registrySnapshot{raw: make(map[string]*rawSearchParam, len(s.raw)), byType: make(map[string]map[string]*searchParam, len(s.byType)), types: s.types}
+	n := &registrySnapshot{raw: make(map[string]*rawSearchParam, len(s.raw)), byType: make(map[string]map[string]*searchParam, len(s.byType)), types: s.types,
+		virtual: map[string]map[string]virtualParam{}}
+	for t, m := range s.virtual {
+		mm := make(map[string]virtualParam, len(m))
+		for k, v := range m {
+			mm[k] = v
+		}
+		n.virtual[t] = mm
+	}
 	for k, v := range s.raw {
 		n.raw[k] = v
 	}
@@ -218,6 +255,8 @@ func (s *registrySnapshot) add(r *rawSearchParam) error {
 			s.byType[key] = m
 		}
 		m[r.Code] = p
+		// A registered definition replaces a virtual one: it gets rows of its own.
+		delete(s.virtual[key], r.Code)
 	}
 	return nil
 }
@@ -322,6 +361,12 @@ func (r *Registry) snapshot() *registrySnapshot {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.snap
+}
+
+// virtualOf returns the virtual definition of code for typ, if it is one.
+func (s *registrySnapshot) virtualOf(typ, code string) (virtualParam, bool) {
+	v, ok := s.virtual[typ][code]
+	return v, ok
 }
 
 // lookup returns the parameter code of resource type typ, or nil.
