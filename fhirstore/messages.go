@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 )
@@ -274,4 +275,36 @@ func pageSize(n int) int {
 		return DefaultPageSize
 	}
 	return min(n, MaxPageSize)
+}
+
+// MatchIdentifier returns the ids (up to limit) of live resources of typ with an
+// identifier of the given value and, when systemSet, system: how a mapped message finds
+// the Patient, Device or Observation it refers to. The query is driven by the token index
+// (type, param, code, system), so its cost does not grow with the number of resources.
+func (tx *Tx) MatchIdentifier(ctx context.Context, typ, system string, systemSet bool, value string, limit int) ([]string, error) {
+	q := `SELECT r.id FROM idx_token t JOIN resource r ON r.rid = t.rid
+		WHERE t.type = ? AND t.param = 'identifier' AND t.code = ?`
+	args := []any{typ, value}
+	if systemSet {
+		q += ` AND t.system = ?`
+		args = append(args, system)
+	}
+	q += ` AND r.deleted = 0 LIMIT ?`
+	args = append(args, limit)
+	rows, err := tx.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("fhirstore: match %s identifier: %w", typ, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("fhirstore: match %s identifier: %w", typ, err)
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, rows.Err()
 }

@@ -540,7 +540,7 @@ func matchCondition(ctx context.Context, tx *fhirstore.Tx, typ string, q url.Val
 		if !hasSys {
 			sys, code = "", vs[0]
 		}
-		ids, err := tx.FindIDs(ctx, typ, nil, []fhirstore.TokenMatch{{Param: "identifier", System: sys, SystemSet: hasSys, Code: code}}, 2)
+		ids, err := tx.MatchIdentifier(ctx, typ, sys, hasSys, code, 2)
 		if err != nil {
 			return nil, fmt.Errorf("hl7: match %s: %w", typ, err)
 		}

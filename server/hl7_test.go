@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +44,12 @@ func startHL7(t testing.TB, st *fhirstore.Store, cfg server.HL7Config) *hl7Env {
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		}
 	}
-	st.AddHook(server.NewAlertHook(alerts.DefaultRules(), storetest.QuietLogger()))
+	if os.Getenv("VIGIL_TEST_NO_ALERTS") == "" {
+		st.AddHook(server.NewAlertHook(alerts.DefaultRules(), storetest.QuietLogger()))
+	}
+	if n, err := strconv.Atoi(os.Getenv("VIGIL_TEST_COMMITTERS")); err == nil && cfg.Committers == 0 {
+		cfg.Committers = n
+	}
 	bridge, err := server.NewHL7Bridge(st, cfg)
 	if err != nil {
 		t.Fatalf("NewHL7Bridge: %v", err)

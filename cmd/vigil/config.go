@@ -26,6 +26,12 @@ type serveConfig struct {
 	LogFormat       string
 	CreatePatients  bool
 	AlertRules      string
+	// HL7Destinations is a JSON file of outbound HL7 v2 destinations ("" for none).
+	HL7Destinations string
+	// MLLPBatch is how many inbound messages may share one commit.
+	MLLPBatch int64
+	// MLLPMaxConnections caps open MLLP connections (0: no cap).
+	MLLPMaxConnections int64
 }
 
 // envFlags binds each flag to a VIGIL_* variable: the variable sets the default, the flag
@@ -96,6 +102,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	ef.String(&c.LogFormat, "log-format", "VIGIL_LOG_FORMAT", "json", "log format: json or text")
 	ef.Bool(&c.CreatePatients, "ingest-create-patients", "VIGIL_INGEST_CREATE_PATIENTS", true, "let device ingest create a Patient for an unknown patient identifier (false: such readings are rejected)")
 	ef.String(&c.AlertRules, "alert-rules", "VIGIL_ALERT_RULES", "", "JSON file of alert rules overriding the defaults (thresholds, NEWS2, window)")
+	ef.String(&c.HL7Destinations, "hl7-destinations", "VIGIL_HL7_DESTINATIONS", "", "JSON file of outbound HL7 v2 destinations (name, addr, tls, filter such as Observation?category=vital-signs); none by default")
+	ef.Int64(&c.MLLPBatch, "mllp-batch", "VIGIL_MLLP_BATCH", 64, "how many inbound MLLP messages, from any connections, may share one commit (1: a commit per message)")
+	ef.Int64(&c.MLLPMaxConnections, "mllp-max-connections", "VIGIL_MLLP_MAX_CONNECTIONS", 0, "cap on open MLLP connections (0: no cap)")
 	if ef.err != nil {
 		return nil, ef.err
 	}
@@ -139,6 +148,12 @@ func (c *serveConfig) validate() error {
 		}
 	default:
 		return usageError{fmt.Errorf("--auth must be on or off, got %q", c.Auth)}
+	}
+	if c.MLLPBatch < 1 || c.MLLPBatch > 10000 {
+		return usageError{fmt.Errorf("--mllp-batch must be between 1 and 10000")}
+	}
+	if c.MLLPMaxConnections < 0 {
+		return usageError{fmt.Errorf("--mllp-max-connections must not be negative")}
 	}
 	if c.MaxBodyBytes <= 0 {
 		return usageError{fmt.Errorf("--max-body-bytes must be positive")}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vigil-health/vigil/fhirstore"
+	"github.com/vigil-health/vigil/hl7v2/mllp"
 	"github.com/vigil-health/vigil/mappers/alerts"
 	"github.com/vigil-health/vigil/server"
 )
@@ -43,9 +44,34 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	st.AddHook(server.NewAlertHook(rules, log))
 
+	var dests []server.HL7Destination
+	if cfg.HL7Destinations != "" {
+		data, err := os.ReadFile(cfg.HL7Destinations)
+		if err != nil {
+			return usageError{fmt.Errorf("--hl7-destinations: %w", err)}
+		}
+		if dests, err = server.LoadHL7Destinations(data); err != nil {
+			return usageError{fmt.Errorf("--hl7-destinations %s: %w", cfg.HL7Destinations, err)}
+		}
+	}
+	// The bridge's outbound hook is added after the alert hook, so alerts raised by a
+	// reading are written before its outbound message.
+	bridge, err := server.NewHL7Bridge(st, server.HL7Config{Logger: log, MaxBatch: int(cfg.MLLPBatch),
+		Destinations: dests, DatabaseURL: cfg.DatabaseURL})
+	if err != nil {
+		return usageError{fmt.Errorf("--hl7-destinations: %w", err)}
+	}
+
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("--http-addr: %w", err)
+	}
+	var ml net.Listener
+	if cfg.MLLPAddr != "off" {
+		if ml, err = net.Listen("tcp", cfg.MLLPAddr); err != nil {
+			l.Close()
+			return fmt.Errorf("--mllp-addr: %w", err)
+		}
 	}
 	base := cfg.BaseURL
 	if base == "" {
@@ -53,22 +79,46 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv := server.New(st, server.Config{BaseURL: strings.TrimRight(base, "/"), MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
 		Ingest: server.IngestConfig{CreatePatients: cfg.CreatePatients}})
+	srv.RegisterHL7Admin(bridge)
+	bridge.Start()
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
-	log.Info("vigil serving", "http_addr", l.Addr().String(), "fhir_base", srv.FHIRBase(),
-		"backend", st.Backend(), "auth", cfg.Auth, "version", version())
+	var ms *mllp.Server
+	mllpAddr := "off"
+	if ml != nil {
+		ms = &mllp.Server{Handler: bridge, Logger: log, MaxConnections: int(cfg.MLLPMaxConnections)}
+		mllpAddr = ml.Addr().String()
+		go func() {
+			if err := ms.Serve(ml); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
+				errc <- fmt.Errorf("mllp: %w", err)
+			}
+		}()
+	}
+	log.Info("vigil serving", "http_addr", l.Addr().String(), "fhir_base", srv.FHIRBase(), "mllp_addr", mllpAddr,
+		"hl7_destinations", len(dests), "backend", st.Backend(), "auth", cfg.Auth, "version", version())
 
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	log.Info("shutting down: finishing in-flight messages and requests", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// Order: stop accepting MLLP and answer the messages in hand (their commits done),
+	// then stop the committers and the outbound senders, then HTTP.
+	if ms != nil {
+		if err := ms.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("mllp shutdown cut short", "err", err)
+		}
+	}
+	bridge.Close()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if serveErr != nil {
+		return serveErr
 	}
 	log.Info("stopped")
 	return nil
