@@ -1099,10 +1099,8 @@ func (b *qb) referencePred(i, key string, p *searchParam, mod, v string) (frag, 
 		}
 		fs = append(fs, frag{i + ".target_type = ? AND " + i + ".target_id = ?", []any{tt, id}})
 	} else {
+		// A bare id matches a target of any type (the modifier, if any, narrows it).
 		fs = append(fs, frag{i + ".target_id = ?", []any{path}})
-		if mod == "" && len(p.targets) > 1 {
-			// A bare id of a parameter with several target types matches any of them.
-		}
 	}
 	if version != "" {
 		fs = append(fs, frag{i + ".version = ?", []any{version}})
