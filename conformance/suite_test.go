@@ -119,8 +119,8 @@ func TestSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(scripts) < 60 {
-		t.Errorf("found %d TestScripts in %s, want at least 60", len(scripts), scriptDir)
+	if len(scripts) < 100 {
+		t.Errorf("found %d TestScripts in %s, want at least 100", len(scripts), scriptDir)
 	}
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
