@@ -38,6 +38,10 @@ type SearchRequest struct {
 	Lenient bool
 	// Cursor is the opaque page cursor of a previous result ("" for the first page).
 	Cursor string
+	// BaseURL is the server's base ("https://host/fhir"), optional: a reference
+	// parameter given as an absolute URL under it ([base]/Patient/1) then matches the
+	// relative references stored (Patient/1), as search.html asks.
+	BaseURL string
 }
 
 // SearchResult is one page of a search.
@@ -202,6 +206,8 @@ type qb struct {
 	// correlated maps the text of a top-level "rid IN (...)" condition to its EXISTS
 	// form (see ridIn).
 	correlated map[string]string
+	// base is SearchRequest.BaseURL without a trailing slash.
+	base string
 }
 
 func (b *qb) alias(prefix string) string {
@@ -254,7 +260,7 @@ type searchPlan struct {
 }
 
 func (s *Store) search(ctx context.Context, q queryer, req SearchRequest) (*SearchResult, error) {
-	b := &qb{s: s, snap: s.registry().snapshot(), now: s.Now()}
+	b := &qb{s: s, snap: s.registry().snapshot(), now: s.Now(), base: strings.TrimSuffix(req.BaseURL, "/")}
 	plan, err := b.plan(req)
 	if err != nil {
 		return nil, err
@@ -1066,6 +1072,9 @@ func (b *qb) referencePred(i, key string, p *searchParam, mod, v string) (frag, 
 	v = unescape(v)
 	if v == "" {
 		return frag{}, badParam(key, "empty reference")
+	}
+	if b.base != "" && strings.HasPrefix(v, b.base+"/") {
+		v = strings.TrimPrefix(v, b.base+"/")
 	}
 	typeCond := frag{}
 	if mod != "" && mod != "not" {

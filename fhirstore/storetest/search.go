@@ -374,6 +374,20 @@ func testSearchErrors(t *testing.T, st *fhirstore.Store) {
 			}
 		})
 	}
+	t.Run("absolute reference under the base", func(t *testing.T) {
+		req := fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, "subject=https://vigil.example/fhir/Patient/p3"), BaseURL: "https://vigil.example/fhir/"}
+		res, err := st.Search(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"o6", "o9"}, resultIDs(res.Matches, false)); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+		req.BaseURL = "https://elsewhere.example/fhir"
+		if res, err := st.Search(context.Background(), req); err != nil || len(res.Matches) != 0 {
+			t.Errorf("URL of another server: %v, %d matches, want none", err, len(res.Matches))
+		}
+	})
 	t.Run("unknown type", func(t *testing.T) {
 		_, err := st.Search(context.Background(), fhirstore.SearchRequest{Type: "Nope", Params: url.Values{}})
 		var se *fhirstore.SearchError
