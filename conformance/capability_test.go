@@ -674,6 +674,8 @@ func TestCapabilityCoverage(t *testing.T) {
 		})
 	}
 	add("searchInclude * (on some type)", func(e exercise, _ []paramUse) bool { return slices.Contains(e.Query["_include"], "*") })
+	// The README's results row also claims * for _revinclude.
+	add("_revinclude=* (on some type)", func(e exercise, _ []paramUse) bool { return slices.Contains(e.Query["_revinclude"], "*") })
 	add("_include:iterate", func(e exercise, _ []paramUse) bool { return len(e.Query["_include:iterate"]) > 0 })
 	add("_revinclude:iterate", func(e exercise, _ []paramUse) bool { return len(e.Query["_revinclude:iterate"]) > 0 })
 
