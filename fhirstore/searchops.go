@@ -14,14 +14,29 @@ import (
 
 // initSearch wires the search machinery into a new store: custom SearchParameter
 // resources (status=active) written through the store are checked in the write
-// transaction and registered once it commits.
+// transaction and registered once it commits; updating or deleting one unregisters the
+// previous definition.
 func (s *Store) initSearch() {
 	ix, ok := s.indexer.(*SearchIndexer)
 	if !ok {
 		return
 	}
 	s.AddHook(HookFunc(func(ctx context.Context, tx *Tx, c Change) error {
-		if c.Resource == nil || c.Resource.Type != "SearchParameter" || c.Resource.Deleted {
+		if c.Resource == nil || c.Resource.Type != "SearchParameter" {
+			return nil
+		}
+		if c.Previous != nil && (c.Resource.Deleted || c.Previous.Body != nil) {
+			// The old definition goes (a new one, if any, is registered below).
+			var old map[string]any
+			if err := json.Unmarshal(c.Previous.Body, &old); err == nil {
+				tx.AfterCommit(func() {
+					if err := ix.Registry.Unregister(old); err != nil {
+						s.log.Warn("search parameter not unregistered", "id", c.Resource.ID, "error", err)
+					}
+				})
+			}
+		}
+		if c.Resource.Deleted {
 			return nil
 		}
 		var sp map[string]any
@@ -42,9 +57,12 @@ func (s *Store) initSearch() {
 	}))
 }
 
-// LoadSearchParameters registers the active SearchParameter resources already stored (call
-// once after Open, so custom parameters survive a restart).
+// LoadSearchParameters registers the active SearchParameter resources already stored;
+// Open calls it, so custom parameters survive a restart.
 func (s *Store) LoadSearchParameters(ctx context.Context) error {
+	if _, ok := s.indexer.(*SearchIndexer); !ok {
+		return nil
+	}
 	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT body FROM resource WHERE type = 'SearchParameter' AND deleted = 0 ORDER BY rid`))
 	if err != nil {
 		return fmt.Errorf("fhirstore: load search parameters: %w", err)

@@ -448,6 +448,48 @@ func (r *Registry) Register(sp map[string]any) error {
 	return nil
 }
 
+// Unregister removes a custom search parameter registered from the SearchParameter
+// resource sp (matched by url, code and base); an official definition it replaced comes
+// back.
+func (r *Registry) Unregister(sp map[string]any) error {
+	b, err := json.Marshal(sp)
+	if err != nil {
+		return fmt.Errorf("fhirstore: unregister search parameter: %w", err)
+	}
+	var raw rawSearchParam
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("fhirstore: unregister search parameter: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.snap.clone()
+	for _, base := range raw.Base {
+		key := base
+		if base == "DomainResource" {
+			key = "Resource"
+		}
+		cur := n.byType[key][raw.Code]
+		if cur == nil || cur.url != raw.URL {
+			continue
+		}
+		delete(n.byType[key], raw.Code)
+		if orig := baseSnap.byType[key][raw.Code]; orig != nil {
+			n.byType[key][raw.Code] = orig
+			if v, ok := baseSnap.virtual[key][raw.Code]; ok {
+				if n.virtual[key] == nil {
+					n.virtual[key] = map[string]virtualParam{}
+				}
+				n.virtual[key][raw.Code] = v
+			}
+		}
+	}
+	if raw.URL != "" && baseSnap.raw[raw.URL] == nil {
+		delete(n.raw, raw.URL)
+	}
+	r.snap = n
+	return nil
+}
+
 // SearchParams returns the search parameters of resource type typ (including the common
 // ones: _id, _lastUpdated, _tag ...), sorted by name.
 func (r *Registry) SearchParams(typ string) []SearchParamInfo {

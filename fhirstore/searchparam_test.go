@@ -415,3 +415,31 @@ func TestRegisterRejects(t *testing.T) {
 		t.Error("registration leaked into another registry or was lost")
 	}
 }
+
+func TestUnregisterRestoresOfficial(t *testing.T) {
+	reg, err := NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	official := reg.snapshot().lookup("Observation", "combo-code")
+	custom := map[string]any{"resourceType": "SearchParameter", "url": "urn:x:combo", "status": "active", "code": "combo-code",
+		"base": []any{"Observation"}, "type": "token", "expression": "Observation.category"}
+	if err := reg.Register(custom); err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.snapshot().lookup("Observation", "combo-code").url; got != "urn:x:combo" {
+		t.Fatalf("registered url %q", got)
+	}
+	if _, ok := reg.snapshot().virtualOf("Observation", "combo-code"); ok {
+		t.Error("a registered definition stays virtual")
+	}
+	if err := reg.Unregister(custom); err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.snapshot().lookup("Observation", "combo-code"); got != official {
+		t.Errorf("official definition not restored: %+v", got)
+	}
+	if _, ok := reg.snapshot().virtualOf("Observation", "combo-code"); !ok {
+		t.Error("virtual mapping not restored")
+	}
+}

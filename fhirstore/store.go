@@ -100,6 +100,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	// Custom search parameters stored earlier are known again after a restart.
+	if err := s.LoadSearchParameters(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

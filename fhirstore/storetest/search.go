@@ -27,7 +27,7 @@ func RunSearch(t *testing.T, b Backend) {
 	})
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, st *fhirstore.Store)
+		fn   func(t *testing.T, st *fhirstore.Store, dbURL string)
 	}{
 		{"Errors", testSearchErrors},
 		{"Includes", testSearchIncludes},
@@ -45,9 +45,9 @@ func RunSearch(t *testing.T, b Backend) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			st, _ := Open(t, b)
+			st, u := Open(t, b)
 			LoadSearchFixture(t, st)
-			tc.fn(t, st)
+			tc.fn(t, st, u)
 		})
 	}
 }
@@ -323,7 +323,7 @@ func testSearchQueries(t *testing.T, st *fhirstore.Store) {
 	}
 }
 
-func testSearchErrors(t *testing.T, st *fhirstore.Store) {
+func testSearchErrors(t *testing.T, st *fhirstore.Store, _ string) {
 	tests := []struct {
 		name        string
 		typ, q      string
@@ -421,7 +421,7 @@ func typedIDs(rs []*fhirstore.Resource) []string {
 	return out
 }
 
-func testSearchIncludes(t *testing.T, st *fhirstore.Store) {
+func testSearchIncludes(t *testing.T, st *fhirstore.Store, _ string) {
 	tests := []struct {
 		name         string
 		typ, q       string
@@ -461,7 +461,7 @@ func testSearchIncludes(t *testing.T, st *fhirstore.Store) {
 	}
 }
 
-func testSearchSort(t *testing.T, st *fhirstore.Store) {
+func testSearchSort(t *testing.T, st *fhirstore.Store, _ string) {
 	tests := []struct {
 		name   string
 		typ, q string
@@ -487,7 +487,7 @@ func testSearchSort(t *testing.T, st *fhirstore.Store) {
 	}
 }
 
-func testSearchTotal(t *testing.T, st *fhirstore.Store) {
+func testSearchTotal(t *testing.T, st *fhirstore.Store, _ string) {
 	tests := []struct {
 		name      string
 		q         string
@@ -566,7 +566,7 @@ func walk(t *testing.T, st *fhirstore.Store, q string, between func(page int)) [
 	return nil
 }
 
-func testSearchPaging(t *testing.T, st *fhirstore.Store) {
+func testSearchPaging(t *testing.T, st *fhirstore.Store, _ string) {
 	createObs(t, st, 25, func(i int) string { return fmt.Sprintf("2024-02-01T00:%02d:00Z", i) })
 	before := searchIDs(t, st, "Observation", "patient=p9&_count=1000", true)
 	seen := walk(t, st, "patient=p9&_count=7", func(int) {
@@ -575,7 +575,7 @@ func testSearchPaging(t *testing.T, st *fhirstore.Store) {
 	assertWalk(t, before, seen)
 }
 
-func testSearchPagingSorted(t *testing.T, st *fhirstore.Store) {
+func testSearchPagingSorted(t *testing.T, st *fhirstore.Store, _ string) {
 	// Equal dates in runs of three exercise the rid tie-break.
 	createObs(t, st, 25, func(i int) string { return fmt.Sprintf("2024-02-01T00:%02d:00Z", i/3) })
 	before := searchIDs(t, st, "Observation", "patient=p9&_count=1000&_sort=-date", true)
@@ -620,7 +620,7 @@ func assertWalk(t *testing.T, before, seen []string) {
 	}
 }
 
-func testSearchCompartment(t *testing.T, st *fhirstore.Store) {
+func testSearchCompartment(t *testing.T, st *fhirstore.Store, _ string) {
 	tests := []struct {
 		name   string
 		typ, q string
@@ -652,7 +652,7 @@ func testSearchCompartment(t *testing.T, st *fhirstore.Store) {
 	}
 }
 
-func testSearchEverything(t *testing.T, st *fhirstore.Store) {
+func testSearchEverything(t *testing.T, st *fhirstore.Store, _ string) {
 	want := []string{"DetectedIssue/di1", "DetectedIssue/di2", "Observation/o1", "Observation/o2", "Observation/o3",
 		"Observation/o8", "Patient/p1", "RiskAssessment/ra1"}
 	var got []*fhirstore.Resource
@@ -700,7 +700,7 @@ func testSearchEverything(t *testing.T, st *fhirstore.Store) {
 	}
 }
 
-func testSearchLastN(t *testing.T, st *fhirstore.Store) {
+func testSearchLastN(t *testing.T, st *fhirstore.Store, _ string) {
 	tests := []struct {
 		name  string
 		codes []string
@@ -729,7 +729,7 @@ func testSearchLastN(t *testing.T, st *fhirstore.Store) {
 	}
 }
 
-func testSearchUpdates(t *testing.T, st *fhirstore.Store) {
+func testSearchUpdates(t *testing.T, st *fhirstore.Store, _ string) {
 	ctx := context.Background()
 	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
 		_, _, err := tx.Update(ctx, "Patient", "p3", "PUT", func(cur *fhirstore.Resource) (map[string]any, error) {
@@ -758,7 +758,7 @@ func testSearchUpdates(t *testing.T, st *fhirstore.Store) {
 	}
 }
 
-func testSearchCustomParameter(t *testing.T, st *fhirstore.Store) {
+func testSearchCustomParameter(t *testing.T, st *fhirstore.Store, dbURL string) {
 	ctx := context.Background()
 	sp := map[string]any{
 		"resourceType": "SearchParameter", "url": "http://vigil.example/SearchParameter/obs-device-display",
@@ -825,9 +825,28 @@ func testSearchCustomParameter(t *testing.T, st *fhirstore.Store) {
 	if !found {
 		t.Error("SearchParams does not list the custom parameter")
 	}
+	// A restarted store knows the parameter again.
+	st2, err := fhirstore.Open(ctx, dbURL, fhirstore.Options{Logger: QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"after", "before"}, searchIDs(t, st2, "Observation", "device-display=oxi", false)); diff != "" {
+		t.Errorf("after restart (-want +got):\n%s", diff)
+	}
+	st2.Close()
+	// Deleting the SearchParameter removes the parameter.
+	if err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		_, err := tx.Delete(ctx, "SearchParameter", "sp1", nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, "device-display=oxi")}); err == nil {
+		t.Error("parameter still known after its SearchParameter was deleted")
+	}
 }
 
-func testTxSearch(t *testing.T, st *fhirstore.Store) {
+func testTxSearch(t *testing.T, st *fhirstore.Store, _ string) {
 	ctx := context.Background()
 	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
 		o := observation("p2", cc("http://loinc.org", "8867-4", ""), "2024-07-01")
