@@ -291,6 +291,10 @@ func isTestScript(path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if t := bytes.TrimSpace(b); json.Valid(t) && len(t) > 0 && t[0] != '{' {
+		// Valid JSON that is not an object (a JSON Patch fixture is an array): not a script.
+		return false, nil
+	}
 	var head struct {
 		ResourceType string `json:"resourceType"`
 	}
