@@ -26,7 +26,7 @@ type HL7Config struct {
 	// MaxBatch is how many inbound messages, from any connections, may share one commit
 	// (each in its own savepoint); 1 commits every message alone. Default 64.
 	MaxBatch int
-	// Committers is how many batches are written at once. Default 2.
+	// Committers is how many batches are written at once. Default 4.
 	Committers int
 
 	// Destinations receive ORU^R01 messages for the resources that match their filter.
@@ -86,7 +86,7 @@ func NewHL7Bridge(st *fhirstore.Store, cfg HL7Config) (*HL7Bridge, error) {
 		cfg.MaxBatch = 64
 	}
 	if cfg.Committers <= 0 {
-		cfg.Committers = 2
+		cfg.Committers = 4
 	}
 	if cfg.SendingApplication.NamespaceID == "" && cfg.SendingApplication.UniversalID == "" {
 		cfg.SendingApplication = hl7v2.HD{NamespaceID: "VIGIL"}
@@ -303,8 +303,8 @@ func safeText(err error) string {
 	return hl7v2.CodeInternalError.Text()
 }
 
-// commitLoop writes queued messages in batches: it takes the first waiting message, every
-// other one already waiting (up to MaxBatch), and commits them together.
+// commitLoop writes queued messages in batches: it takes the first waiting message and its
+// share of the others already waiting (up to MaxBatch), and commits them together.
 func (b *HL7Bridge) commitLoop() {
 	defer b.wg.Done()
 	batch := make([]*hl7Job, 0, b.cfg.MaxBatch)
@@ -317,8 +317,12 @@ func (b *HL7Bridge) commitLoop() {
 			return
 		}
 		batch = append(batch[:0], j)
+		// A fair share of what is waiting: idle committers take the rest and write it in
+		// parallel (a message's writes take longer than a commit's fsync), while a long
+		// queue still fills batches up to MaxBatch.
+		limit := min(b.cfg.MaxBatch, 1+len(b.jobs)/b.cfg.Committers)
 	fill:
-		for len(batch) < b.cfg.MaxBatch {
+		for len(batch) < limit {
 			select {
 			case j := <-b.jobs:
 				batch = append(batch, j)

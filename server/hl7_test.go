@@ -517,3 +517,72 @@ func TestHL7Outbound(t *testing.T) {
 		env2.do(t, "GET", "/admin/hl7/outbox?status=nope", nil).wantStatus(t, http.StatusBadRequest)
 	})
 }
+
+func TestLoadHL7Destinations(t *testing.T) {
+	ds, err := server.LoadHL7Destinations([]byte(fixture(t, "hl7bridge/destinations.json")))
+	if err != nil {
+		t.Fatalf("the example destinations file: %v", err)
+	}
+	if len(ds) != 2 || ds[0].Name != "ehr-vitals" || !ds[0].Alerts || !ds[1].TLS {
+		t.Errorf("destinations = %+v", ds)
+	}
+	tests := []struct {
+		name, json, want string
+	}{
+		{"not an array", `{"name":"x"}`, "cannot unmarshal"},
+		{"unknown field", `[{"name":"x","addr":"h:1","filter":"Observation","colour":"red"}]`, "unknown field"},
+		{"no name", `[{"addr":"h:1","filter":"Observation"}]`, "name"},
+		{"bad addr", `[{"name":"x","addr":"nohost","filter":"Observation"}]`, "host:port"},
+		{"not Observation", `[{"name":"x","addr":"h:1","filter":"Patient?active=true"}]`, "Observation search"},
+		{"control parameter", `[{"name":"x","addr":"h:1","filter":"Observation?_count=1"}]`, "_count"},
+		{"missing CA file", `[{"name":"x","addr":"h:1","filter":"Observation","tls":true,"ca_file":"/nonexistent.pem"}]`, "ca_file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := server.LoadHL7Destinations([]byte(tc.json))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestHL7UnknownFilterParameter: a filter naming a search parameter that does not exist is
+// refused at start, not on the first write.
+func TestHL7UnknownFilterParameter(t *testing.T) {
+	st, _ := storetest.Open(t, storetest.Backends()[0])
+	_, err := server.NewHL7Bridge(st, server.HL7Config{Logger: storetest.QuietLogger(),
+		Destinations: []server.HL7Destination{{Name: "x", Addr: "127.0.0.1:1", Filter: "Observation?no-such-param=1"}}})
+	if err == nil || !strings.Contains(err.Error(), "no-such-param") {
+		t.Errorf("NewHL7Bridge = %v, want an error naming the parameter", err)
+	}
+}
+
+// FuzzHL7HandleMessage: whatever bytes arrive, the bridge answers with an acknowledgment or
+// an error, never panics, and stores nothing for a message it does not accept.
+func FuzzHL7HandleMessage(f *testing.F) {
+	for _, name := range []string{"hl7/pcd01_oru_r01_6obx.hl7", "hl7/lab_oru_r01.hl7", "hl7/adt_a01.hl7",
+		"hl7/bad_field_types.hl7", "hl7/bad_msh2.hl7", "hl7/escapes.hl7", "hl7/ack_aa.hl7"} {
+		f.Add([]byte(fixture(f, name)))
+	}
+	st, _ := storetest.Open(f, storetest.Backends()[0])
+	bridge, err := server.NewHL7Bridge(st, server.HL7Config{Logger: storetest.QuietLogger()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	bridge.Start()
+	f.Cleanup(bridge.Close)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ack, err := bridge.HandleMessage(context.Background(), raw)
+		if ack == nil {
+			return
+		}
+		m, perr := hl7v2.Parse(ack)
+		if perr != nil {
+			t.Fatalf("the bridge answered an unparseable acknowledgment (err %v): %v", err, perr)
+		}
+		if !hl7v2.IsACK(m) {
+			t.Fatalf("the answer is not an acknowledgment: %q", ack)
+		}
+	})
+}
