@@ -787,10 +787,8 @@ func (tx *Tx) reindex(ctx context.Context, rid int64, r *Resource, body map[stri
 	// A first version has a fresh rid: there is nothing to clear. Deletion cleared the
 	// rows of a re-created resource already.
 	if r.Version > 1 {
-		for _, t := range indexTables {
-			if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE rid = ?`, rid); err != nil {
-				return fmt.Errorf("fhirstore: clear index %s/%s: %w", r.Type, r.ID, err)
-			}
+		if err := tx.clearIndexRows(ctx, rid); err != nil {
+			return fmt.Errorf("fhirstore: clear index %s/%s: %w", r.Type, r.ID, err)
 		}
 	}
 	if r.Deleted || body == nil {
@@ -894,47 +892,118 @@ func (tx *Tx) insertRows(ctx context.Context, table, cols string, width, n int, 
 	return nil
 }
 
+// indexInsert is the rows one resource adds to one index table.
+type indexInsert struct {
+	table, cols string
+	width, n    int
+	row         func(i int, args []any) []any
+}
+
+func indexInserts(rid int64, typ string, rows *IndexRows) []indexInsert {
+	return []indexInsert{
+		{"idx_token", "rid, type, param, system, code, text, grp", 7, len(rows.Tokens), func(i int, a []any) []any {
+			t := rows.Tokens[i]
+			return append(a, rid, typ, t.Param, t.System, t.Code, t.Text, t.Grp)
+		}},
+		{"idx_string", "rid, type, param, norm, exact, grp", 6, len(rows.Strings), func(i int, a []any) []any {
+			t := rows.Strings[i]
+			return append(a, rid, typ, t.Param, t.Norm, t.Exact, t.Grp)
+		}},
+		{"idx_reference", "rid, type, param, target_type, target_id, url, version, grp", 8, len(rows.References), func(i int, a []any) []any {
+			t := rows.References[i]
+			return append(a, rid, typ, t.Param, t.TargetType, t.TargetID, t.URL, t.Version, t.Grp)
+		}},
+		{"idx_date", "rid, type, param, low, high, grp", 6, len(rows.Dates), func(i int, a []any) []any {
+			t := rows.Dates[i]
+			return append(a, rid, typ, t.Param, t.Low, t.High, t.Grp)
+		}},
+		{"idx_number", "rid, type, param, value, low, high, grp", 7, len(rows.Numbers), func(i int, a []any) []any {
+			t := rows.Numbers[i]
+			return append(a, rid, typ, t.Param, t.Value, t.Low, t.High, t.Grp)
+		}},
+		{"idx_quantity", "rid, type, param, value, low, high, system, code, unit, ccode, cvalue, clow, chigh, grp", 14, len(rows.Quantities), func(i int, a []any) []any {
+			t := rows.Quantities[i]
+			return append(a, rid, typ, t.Param, t.Value, t.Low, t.High, t.System, t.Code, t.Unit, t.CCode, t.CValue, t.CLow, t.CHigh, t.Grp)
+		}},
+		{"idx_uri", "rid, type, param, uri, grp", 5, len(rows.URIs), func(i int, a []any) []any {
+			t := rows.URIs[i]
+			return append(a, rid, typ, t.Param, t.URI, t.Grp)
+		}},
+	}
+}
+
 func (tx *Tx) writeIndexRows(ctx context.Context, rid int64, typ string, rows *IndexRows) error {
-	if err := tx.insertRows(ctx, "idx_token", "rid, type, param, system, code, text, grp", 7, len(rows.Tokens), func(i int, a []any) []any {
-		t := rows.Tokens[i]
-		return append(a, rid, typ, t.Param, t.System, t.Code, t.Text, t.Grp)
-	}); err != nil {
+	ins := indexInserts(rid, typ, rows)
+	if tx.s.d.name() == "postgres" {
+		// One round trip for every table: data-modifying CTEs.
+		var parts []indexInsert
+		args := 0
+		for _, in := range ins {
+			if in.n > 0 {
+				parts = append(parts, in)
+				args += in.n * in.width
+			}
+		}
+		if len(parts) > 1 && args <= maxInsertArgs {
+			var b strings.Builder
+			vals := make([]any, 0, args)
+			for k, in := range parts {
+				one := insertSQL(in.table, in.cols, in.width, in.n)
+				for i := 0; i < in.n; i++ {
+					vals = in.row(i, vals)
+				}
+				if k < len(parts)-1 {
+					if k == 0 {
+						b.WriteString("WITH ")
+					} else {
+						b.WriteString(", ")
+					}
+					b.WriteString("w" + strconv.Itoa(k) + " AS (" + one + ")")
+				} else {
+					b.WriteString(" " + one)
+				}
+			}
+			if _, err := tx.exec(ctx, b.String(), vals...); err != nil {
+				return fmt.Errorf("index rows: %w", err)
+			}
+			return nil
+		}
+	}
+	for _, in := range ins {
+		if err := tx.insertRows(ctx, in.table, in.cols, in.width, in.n, in.row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clearIndexRows deletes the index rows of rid (one round trip on PostgreSQL).
+func (tx *Tx) clearIndexRows(ctx context.Context, rid int64) error {
+	if tx.s.d.name() == "postgres" {
+		var b strings.Builder
+		args := make([]any, len(indexTables))
+		for k, t := range indexTables {
+			args[k] = rid
+			if k < len(indexTables)-1 {
+				if k == 0 {
+					b.WriteString("WITH ")
+				} else {
+					b.WriteString(", ")
+				}
+				b.WriteString("d" + strconv.Itoa(k) + " AS (DELETE FROM " + t + " WHERE rid = ?)")
+			} else {
+				b.WriteString(" DELETE FROM " + t + " WHERE rid = ?")
+			}
+		}
+		_, err := tx.exec(ctx, b.String(), args...)
 		return err
 	}
-	if err := tx.insertRows(ctx, "idx_string", "rid, type, param, norm, exact, grp", 6, len(rows.Strings), func(i int, a []any) []any {
-		t := rows.Strings[i]
-		return append(a, rid, typ, t.Param, t.Norm, t.Exact, t.Grp)
-	}); err != nil {
-		return err
+	for _, t := range indexTables {
+		if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE rid = ?`, rid); err != nil {
+			return err
+		}
 	}
-	if err := tx.insertRows(ctx, "idx_reference", "rid, type, param, target_type, target_id, url, version, grp", 8, len(rows.References), func(i int, a []any) []any {
-		t := rows.References[i]
-		return append(a, rid, typ, t.Param, t.TargetType, t.TargetID, t.URL, t.Version, t.Grp)
-	}); err != nil {
-		return err
-	}
-	if err := tx.insertRows(ctx, "idx_date", "rid, type, param, low, high, grp", 6, len(rows.Dates), func(i int, a []any) []any {
-		t := rows.Dates[i]
-		return append(a, rid, typ, t.Param, t.Low, t.High, t.Grp)
-	}); err != nil {
-		return err
-	}
-	if err := tx.insertRows(ctx, "idx_number", "rid, type, param, value, low, high, grp", 7, len(rows.Numbers), func(i int, a []any) []any {
-		t := rows.Numbers[i]
-		return append(a, rid, typ, t.Param, t.Value, t.Low, t.High, t.Grp)
-	}); err != nil {
-		return err
-	}
-	if err := tx.insertRows(ctx, "idx_quantity", "rid, type, param, value, low, high, system, code, unit, ccode, cvalue, clow, chigh, grp", 14, len(rows.Quantities), func(i int, a []any) []any {
-		t := rows.Quantities[i]
-		return append(a, rid, typ, t.Param, t.Value, t.Low, t.High, t.System, t.Code, t.Unit, t.CCode, t.CValue, t.CLow, t.CHigh, t.Grp)
-	}); err != nil {
-		return err
-	}
-	return tx.insertRows(ctx, "idx_uri", "rid, type, param, uri, grp", 5, len(rows.URIs), func(i int, a []any) []any {
-		t := rows.URIs[i]
-		return append(a, rid, typ, t.Param, t.URI, t.Grp)
-	})
+	return nil
 }
 
 // TokenMatch is one condition on a token parameter: Code must match when not empty; System
