@@ -54,6 +54,7 @@ Commands:
   bench     load-test a running server (vigil bench crud -h)
   simulate  stream simulated bedside-monitor vitals to the ingest API
   conformance run TestScripts against a FHIR server (vigil conformance run -h)
+  hl7       send HL7 v2 message files over MLLP (vigil hl7 send -h)
   version   print the version
 
 Run 'vigil <command> -h' for the flags of a command.
@@ -75,6 +76,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runSimulate(ctx, args[1:], stdout, stderr)
 	case "conformance":
 		return runConformance(ctx, args[1:], stdout, stderr)
+	case "hl7":
+		return runHL7(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vigil", version())
 		return nil
