@@ -223,6 +223,27 @@ func TestAlerts(t *testing.T) {
 			if got := ts.count(t, "DetectedIssue?patient=Patient/fhir-pat"); got != 1 {
 				t.Fatalf("a FHIR-created low heart rate raised %d alerts, want 1", got)
 			}
+			// A Personal Health Device style transaction (Device + Observation) is judged too.
+			phd := map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+				map[string]any{"fullUrl": "urn:uuid:0b6f8a4e-3c1d-4e8a-9f00-2d1c5b7a9e11", "request": map[string]any{"method": "POST", "url": "Device"},
+					"resource": map[string]any{"resourceType": "Device", "serialNumber": "PHD-1"}},
+				map[string]any{"fullUrl": "urn:uuid:6a0e2f3b-7c4d-4b1e-8a5f-9e2d3c4b5a60", "request": map[string]any{"method": "POST", "url": "Observation"},
+					"resource": func() map[string]any {
+						o := map[string]any{}
+						for k, v := range obs {
+							o[k] = v
+						}
+						o["subject"] = map[string]any{"reference": "Patient/phd-pat"}
+						o["device"] = map[string]any{"reference": "urn:uuid:0b6f8a4e-3c1d-4e8a-9f00-2d1c5b7a9e11"}
+						o["valueQuantity"] = map[string]any{"value": 150, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}
+						return o
+					}()},
+			}}
+			ts.do(t, http.MethodPut, "Patient/phd-pat", map[string]any{"resourceType": "Patient", "id": "phd-pat"}).wantStatus(t, http.StatusCreated)
+			ts.do(t, http.MethodPost, "", phd).wantStatus(t, http.StatusOK)
+			if got := ts.count(t, "DetectedIssue?patient=Patient/phd-pat&code=vital-out-of-range"); got != 1 {
+				t.Fatalf("a device transaction with a high heart rate raised %d alerts, want 1", got)
+			}
 		})
 	}
 }
