@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // Statuses of an inbound message in the message log.
@@ -107,18 +109,28 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
 	return err
 }
 
-// LockKey takes a lock on key for the rest of the transaction, so that transactions that
-// decide on the same key (a conditional create of one identifier, say) run one after the
-// other, across server processes. On PostgreSQL it is a transaction-scoped advisory lock;
-// SQLite runs one write transaction at a time and needs none.
-func (tx *Tx) LockKey(ctx context.Context, key string) error {
-	if tx.s.d.name() != "postgres" {
+// LockKey takes a lock on key for the rest of the transaction: LockKeys with one key.
+func (tx *Tx) LockKey(ctx context.Context, key string) error { return tx.LockKeys(ctx, key) }
+
+// LockKeys takes a lock on each key for the rest of the transaction, so that transactions
+// that decide on the same key (a conditional create of one identifier, say) run one after
+// the other, across server processes. On PostgreSQL they are transaction-scoped advisory
+// locks, taken in one round trip and in a fixed order; SQLite runs one write transaction
+// at a time and needs none.
+func (tx *Tx) LockKeys(ctx context.Context, keys ...string) error {
+	if tx.s.d.name() != "postgres" || len(keys) == 0 {
 		return nil
 	}
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(h.Sum64())); err != nil {
-		return fmt.Errorf("fhirstore: lock key: %w", err)
+	hashes := make([]int64, 0, len(keys))
+	for _, k := range keys {
+		h := fnv.New64a()
+		h.Write([]byte(k))
+		hashes = append(hashes, int64(h.Sum64()))
+	}
+	slices.Sort(hashes)
+	hashes = slices.Compact(hashes)
+	if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k`, pq.Array(hashes)); err != nil {
+		return fmt.Errorf("fhirstore: lock keys: %w", err)
 	}
 	return nil
 }

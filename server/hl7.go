@@ -477,18 +477,28 @@ func (b *HL7Bridge) writeResult(ctx context.Context, tx *fhirstore.Tx, res *hl7m
 	}
 	plans := make([]plan, len(res.Entries))
 	mapping := make(map[string]string, len(res.Entries))
+	conds := make([]url.Values, len(res.Entries))
+	var keys []string
+	for i, e := range res.Entries {
+		if e.IfNoneExist == "" {
+			continue
+		}
+		q, err := url.ParseQuery(e.IfNoneExist)
+		if err != nil {
+			return fmt.Errorf("hl7: entry %d: malformed match condition: %w", i, fhirstore.ErrInvalid)
+		}
+		typ, _ := e.Resource["resourceType"].(string)
+		conds[i] = q
+		keys = append(keys, conditionKey(typ, q))
+	}
+	// Concurrent messages about one new patient or device must not create it twice.
+	if err := tx.LockKeys(ctx, keys...); err != nil {
+		return err
+	}
 	for i, e := range res.Entries {
 		typ, _ := e.Resource["resourceType"].(string)
 		p := plan{typ: typ, body: copyTree(e.Resource).(map[string]any), update: e.UpdateIfExists}
-		if e.IfNoneExist != "" {
-			q, err := url.ParseQuery(e.IfNoneExist)
-			if err != nil {
-				return fmt.Errorf("hl7: entry %d: malformed match condition: %w", i, fhirstore.ErrInvalid)
-			}
-			// Concurrent messages about one new patient or device must not create it twice.
-			if err := tx.LockKey(ctx, conditionKey(typ, q)); err != nil {
-				return err
-			}
+		if q := conds[i]; q != nil {
 			ids, err := matchCondition(ctx, tx, typ, q)
 			if err != nil {
 				return err

@@ -586,3 +586,46 @@ func FuzzHL7HandleMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestHL7OutboundAlerts: a destination with alerts gets, besides each matching
+// Observation, the DetectedIssue it raised, as the Observation's ORU^R01 with one more OBX
+// row; a destination without alerts gets the Observation only.
+func TestHL7OutboundAlerts(t *testing.T) {
+	forBackends(t, func(t *testing.T, b storetest.Backend) {
+		st, _ := storetest.Open(t, b)
+		recv := startReceiver(t, "")
+		env := startHL7(t, st, server.HL7Config{
+			Destinations: []server.HL7Destination{
+				{Name: "ward", Addr: recv.addr, Filter: "Observation?category=vital-signs", Alerts: true},
+				{Name: "archive", Addr: recv.addr, Filter: "Observation"},
+			},
+			PollInterval: 50 * time.Millisecond,
+		})
+		pat := "Patient/" + env.create(t, patient("Alert", "urn:test|AL-1"))
+		obs := "Observation/" + vital(t, st, pat, "182")
+		waitAccepted(t, recv, 3)
+		rows, err := st.OutboxMessages(context.Background(), fhirstore.OutboxQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]string{}
+		for _, r := range rows {
+			kind := strings.SplitN(r.Ref, "/", 2)[0]
+			got[r.Destination] = append(got[r.Destination], kind)
+			m, err := hl7v2.Parse(r.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kind == "DetectedIssue" && len(m.SegmentsNamed("OBX")) < 2 {
+				t.Errorf("the alert message has %d OBX rows, want the reading and the alert", len(m.SegmentsNamed("OBX")))
+			}
+			if r.Ref != obs && kind == "Observation" {
+				t.Errorf("outbox ref %s, want %s", r.Ref, obs)
+			}
+		}
+		want := map[string][]string{"ward": {"Observation", "DetectedIssue"}, "archive": {"Observation"}}
+		if d := diff(want, got); d != "" {
+			t.Errorf("outbox rows by destination, newest first (-want +got):\n%s", d)
+		}
+	})
+}
