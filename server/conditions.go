@@ -55,7 +55,7 @@ func (s *Server) match(ctx context.Context, tx *fhirstore.Tx, typ string, q url.
 	count := min(limit, fhirstore.MaxPageSize)
 	params.Set("_count", strconv.Itoa(count))
 	params.Set("_sort", "_id")
-	res, err := tx.Search(ctx, fhirstore.SearchRequest{Type: typ, Params: params})
+	res, err := tx.Search(ctx, fhirstore.SearchRequest{Type: typ, Params: params, BaseURL: s.FHIRBase()})
 	if err != nil {
 		var fe *Error
 		if errors.As(searchError(err), &fe) {

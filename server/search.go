@@ -45,6 +45,7 @@ func (s *Server) runSearch(ctx context.Context, req *request, sr fhirstore.Searc
 	fixDateOffsets(params)
 	sr.Params = params
 	sr.Lenient = lenient(req)
+	sr.BaseURL = s.FHIRBase()
 	res, err := s.store.Search(ctx, sr)
 	if err != nil {
 		return nil, searchError(err)
