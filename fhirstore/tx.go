@@ -147,7 +147,15 @@ func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 // Create stores body as a new resource of type typ with a server-assigned id (any id in
 // body is replaced) and returns the stored version.
 func (tx *Tx) Create(ctx context.Context, typ string, body map[string]any) (*Resource, error) {
-	return tx.CreateWithID(ctx, typ, NewID(), body)
+	return tx.CreateNew(ctx, typ, NewID(), body)
+}
+
+// CreateNew stores body under id, which the caller has just made with NewID: no resource
+// can have it yet, so the existence check (a round trip) is skipped. The unique key still
+// refuses a reused id.
+func (tx *Tx) CreateNew(ctx context.Context, typ, id string, body map[string]any) (*Resource, error) {
+	res, _, err := tx.write(ctx, typ, id, "POST", true, func(*Resource) (map[string]any, error) { return body, nil })
+	return res, err
 }
 
 // CreateWithID stores body as a new resource with the given id; ErrConflict if the id is
@@ -178,12 +186,18 @@ type Updater func(current *Resource) (map[string]any, error)
 // gapless. method is recorded in history ("PUT", "PATCH", "POST"). created reports that the
 // resource did not exist (or was deleted) before.
 func (tx *Tx) Update(ctx context.Context, typ, id, method string, fn Updater) (res *Resource, created bool, err error) {
+	return tx.write(ctx, typ, id, method, false, fn)
+}
+
+func (tx *Tx) write(ctx context.Context, typ, id, method string, fresh bool, fn Updater) (res *Resource, created bool, err error) {
 	if !ValidID(id) {
 		return nil, false, fmt.Errorf("%w: id %q is not a valid FHIR id", ErrInvalid, id)
 	}
-	c, err := tx.lock(ctx, typ, id)
-	if err != nil {
-		return nil, false, err
+	var c *current
+	if !fresh {
+		if c, err = tx.lock(ctx, typ, id); err != nil {
+			return nil, false, err
+		}
 	}
 	var prev *Resource
 	if c != nil && !c.res.Deleted {

@@ -129,10 +129,11 @@ func (s *Server) createTx(ctx context.Context, tx *fhirstore.Tx, typ, id string,
 			return nil, errorf(http.StatusPreconditionFailed, "duplicate", "If-None-Exist matches more than one %s", typ)
 		}
 	}
+	// id is empty or was just made with NewID (a transaction's pre-assigned id).
 	if id == "" {
 		id = fhirstore.NewID()
 	}
-	r, err := tx.CreateWithID(ctx, typ, id, body)
+	r, err := tx.CreateNew(ctx, typ, id, body)
 	if err != nil {
 		return nil, err
 	}
