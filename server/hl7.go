@@ -67,7 +67,8 @@ type HL7Bridge struct {
 
 	jobs     chan *hl7Job
 	stopOnce sync.Once
-	stop     chan struct{}
+	stop     chan struct{} // closed by Close: committers finish their batch and exit
+	stopped  chan struct{} // closed once every committer has exited
 	wg       sync.WaitGroup
 
 	dests   []*destination
@@ -106,7 +107,8 @@ func NewHL7Bridge(st *fhirstore.Store, cfg HL7Config) (*HL7Bridge, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
 	}
-	b := &HL7Bridge{st: st, cfg: cfg, log: cfg.Logger, jobs: make(chan *hl7Job, cfg.MaxBatch*cfg.Committers), stop: make(chan struct{})}
+	b := &HL7Bridge{st: st, cfg: cfg, log: cfg.Logger, jobs: make(chan *hl7Job, cfg.MaxBatch*cfg.Committers),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
 	seen := map[string]bool{}
 	for i, d := range cfg.Destinations {
 		dd, err := newDestination(d)
@@ -164,8 +166,12 @@ func (b *HL7Bridge) Close() {
 		b.senders.Wait()
 		close(b.stop)
 		b.wg.Wait()
+		close(b.stopped)
 	})
 }
+
+// errBridgeStopped fails messages that arrive after Close.
+var errBridgeStopped = errors.New("hl7: bridge stopped")
 
 // hl7Job is one inbound message waiting for a commit.
 type hl7Job struct {
@@ -218,14 +224,28 @@ func (b *HL7Bridge) HandleMessage(ctx context.Context, raw []byte) ([]byte, erro
 	}
 	j := &hl7Job{ctx: ctx, msg: m, raw: raw, key: entry, mapped: mapped, done: make(chan struct{})}
 	select {
+	case <-b.stop:
+		return nil, errBridgeStopped
+	default:
+	}
+	select {
 	case b.jobs <- j:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-b.stop:
-		return nil, errors.New("hl7: bridge stopped")
+		return nil, errBridgeStopped
 	}
 	// Once queued the job is answered whatever ctx does: it may be in a commit already.
-	<-j.done
+	// Only a job queued as the committers stopped is never taken.
+	select {
+	case <-j.done:
+	case <-b.stopped:
+		select {
+		case <-j.done:
+		default:
+			return nil, errBridgeStopped
+		}
+	}
 	if j.err != nil {
 		log.Error("hl7 message not stored", "err", j.err)
 		entry.Status, entry.Error = fhirstore.MessageError, "not stored: "+safeText(j.err)
@@ -339,7 +359,7 @@ func (b *HL7Bridge) drain() {
 	for {
 		select {
 		case j := <-b.jobs:
-			j.err = errors.New("hl7: bridge stopped")
+			j.err = errBridgeStopped
 			close(j.done)
 		default:
 			return

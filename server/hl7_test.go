@@ -300,6 +300,9 @@ func TestHL7CrashBeforeACK(t *testing.T) {
 		}
 		// The process dies here: the ACK is never written, the store is closed.
 		bridge.Close()
+		if ack, err := bridge.HandleMessage(ctx, []byte(pcd01(t, "C-LATE", "72"))); err == nil || ack != nil {
+			t.Errorf("a message after Close = %q, %v; want an error and no ACK", ack, err)
+		}
 		st.Close()
 
 		st2, err := fhirstore.Open(ctx, dbURL, fhirstore.Options{Logger: storetest.QuietLogger()})
