@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"sync"
@@ -709,8 +710,27 @@ func NumberRange(s string) (value, low, high float64, err error) {
 	if i := strings.IndexByte(mant, '.'); i >= 0 {
 		decimals = len(mant) - i - 1
 	}
-	half := 0.5 * math.Pow10(exp-decimals)
-	return value, value - half, value + half, nil
+	// The bounds are computed in exact decimal arithmetic and only then rounded to the
+	// nearest float64, so that the upper bound of 0.8 is the float64 of 0.85 exactly: a
+	// stored 0.85 then falls outside [0.75, 0.85) and inside ne0.8. Float arithmetic
+	// (0.8 + 0.05) lands one ulp off either way.
+	exact, ok := new(big.Rat), false
+	if e := exp - decimals; e > -400 && e < 400 && len(s) < 400 {
+		_, ok = exact.SetString(s)
+	}
+	if !ok {
+		half := 0.5 * math.Pow10(exp-decimals)
+		return value, value - half, value + half, nil
+	}
+	half := new(big.Rat).SetFrac64(1, 2)
+	if e := exp - decimals; e >= 0 {
+		half.Mul(half, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(e)), nil)))
+	} else {
+		half.Quo(half, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(-e)), nil)))
+	}
+	low, _ = new(big.Rat).Sub(exact, half).Float64()
+	high, _ = new(big.Rat).Add(exact, half).Float64()
+	return value, low, high, nil
 }
 
 func (e *extractor) addNumber(param, s string, grp int) {

@@ -301,6 +301,10 @@ func (s *Store) Everything(ctx context.Context, patientID string, since time.Tim
 			return nil, err
 		}
 		for _, r := range inc {
+			// _type narrows the whole answer, the referenced resources included.
+			if len(types) > 0 && !contains(types, r.Type) {
+				continue
+			}
 			if !(r.Type == "Patient" && r.ID == patientID) {
 				res.Included = append(res.Included, r)
 			}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -41,6 +42,8 @@ func RunSearch(t *testing.T, b Backend) {
 		{"UpdateAndDeleteReindex", testSearchUpdates},
 		{"CustomParameter", testSearchCustomParameter},
 		{"TxSearch", testTxSearch},
+		{"Regressions", testSearchRegressions},
+		{"LatestN", testSearchLatestN},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -866,3 +869,168 @@ func testTxSearch(t *testing.T, st *fhirstore.Store, _ string) {
 		t.Fatal(err)
 	}
 }
+
+// testSearchRegressions covers bugs the TestScript suite found: a composite with a date
+// component, the exclusive upper bound of a number's implicit range, and $everything's
+// _type applied to the referenced resources too.
+func testSearchRegressions(t *testing.T, st *fhirstore.Store, _ string) {
+	ctx := context.Background()
+	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		for _, r := range []map[string]any{
+			{"resourceType": "Observation", "status": "final", "subject": map[string]any{"reference": "Patient/p3"},
+				"code": cc("http://loinc.org", "21112-8", "Birth date"), "valueDateTime": "1970-06-15", "effectiveDateTime": "2020-05-08T10:00:00Z"},
+			{"resourceType": "Observation", "status": "final", "subject": map[string]any{"reference": "Patient/p3"},
+				"code": cc("http://loinc.org", "11779-6", "Delivery date estimated"), "valueDateTime": "2024-03-01T10:00:00Z"},
+			{"resourceType": "Observation", "status": "final", "subject": map[string]any{"reference": "Patient/p3"},
+				"code": cc("http://loinc.org", "11778-8", "Delivery date"), "valuePeriod": map[string]any{"start": "2024-05-01", "end": "2024-05-03"}},
+			{"resourceType": "RiskAssessment", "id": "ra3", "status": "final", "subject": map[string]any{"reference": "Patient/p3"},
+				"prediction": []any{map[string]any{"probabilityDecimal": 0.85}}},
+			{"resourceType": "RiskAssessment", "id": "ra4", "status": "final", "subject": map[string]any{"reference": "Patient/p3"},
+				"prediction": []any{map[string]any{"probabilityDecimal": 0.75}}},
+		} {
+			var err error
+			if id, ok := r["id"].(string); ok {
+				_, err = tx.CreateWithID(ctx, r["resourceType"].(string), id, r)
+			} else {
+				_, err = tx.Create(ctx, r["resourceType"].(string), r)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := func(typ, q string) []string {
+		t.Helper()
+		res, err := st.Search(ctx, fhirstore.SearchRequest{Type: typ, Params: mustQuery(t, q)})
+		if err != nil {
+			t.Fatalf("search %s?%s: %v", typ, q, err)
+		}
+		out := []string{}
+		for _, r := range res.Matches {
+			var m struct {
+				ID   string `json:"id"`
+				Code struct {
+					Coding []struct{ Code string } `json:"coding"`
+				} `json:"code"`
+			}
+			if err := json.Unmarshal(r.Body, &m); err != nil {
+				t.Fatal(err)
+			}
+			if typ == "Observation" && len(m.Code.Coding) > 0 {
+				out = append(out, m.Code.Coding[0].Code)
+			} else {
+				out = append(out, m.ID)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	tests := []struct {
+		name string
+		typ  string
+		q    string
+		want []string
+	}{
+		{"value-date alone", "Observation", "value-date=2024-03-01", []string{"11779-6"}},
+		{"code-value-date as in the TestScript", "Observation", "code-value-date=http://loinc.org|21112-8$1970-06-15", []string{"21112-8"}},
+		{"code-value-date day", "Observation", "code-value-date=http://loinc.org|11779-6$2024-03-01", []string{"11779-6"}},
+		{"code-value-date prefix", "Observation", "code-value-date=11779-6$ge2024-02", []string{"11779-6"}},
+		{"code-value-date instant", "Observation", "code-value-date=11779-6$2024-03-01T10:00:00Z", []string{"11779-6"}},
+		{"code-value-date period", "Observation", "code-value-date=11778-8$2024-05", []string{"11778-8"}},
+		{"code-value-date OR", "Observation", "code-value-date=11778-8$2024-05,21112-8$1970", []string{"11778-8", "21112-8"}},
+		{"code-value-date is not the effective date", "Observation", "code-value-date=21112-8$2020-05-08", []string{}},
+		{"code-value-date wrong code", "Observation", "code-value-date=8867-4$1970-06-15", []string{}},
+		{"code-value-date wrong date", "Observation", "code-value-date=11779-6$2024-04", []string{}},
+		{"code-value-date missing", "Observation", "code-value-date:missing=false", []string{"11778-8", "11779-6", "21112-8"}},
+		{"number eq upper bound exclusive, lower inclusive", "RiskAssessment", "probability=0.8", []string{"ra2", "ra4"}},
+		{"number eq excludes its upper bound", "RiskAssessment", "probability=0.7", []string{}},
+		{"number ne keeps the upper bound", "RiskAssessment", "probability=ne0.8", []string{"ra1", "ra3"}},
+		{"number eq more digits", "RiskAssessment", "probability=0.85", []string{"ra3"}},
+		{"number eq integer precision", "RiskAssessment", "probability=1", []string{"ra2", "ra3", "ra4"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, codes(tc.typ, tc.q)); diff != "" {
+				t.Errorf("%s?%s (-want +got):\n%s", tc.typ, tc.q, diff)
+			}
+		})
+	}
+	t.Run("everything _type limits included", func(t *testing.T) {
+		res, err := st.Everything(ctx, "p1", time.Time{}, []string{"Observation"}, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range append(append([]*fhirstore.Resource{}, res.Matches...), res.Included...) {
+			if r.Type != "Observation" {
+				t.Errorf("$everything?_type=Observation returned %s/%s", r.Type, r.ID)
+			}
+		}
+		if len(res.Matches) == 0 {
+			t.Error("$everything?_type=Observation found no Observations")
+		}
+	})
+}
+
+// testSearchLatestN checks the "latest N" shape (_sort=-date&_count=N) against a walk of
+// the whole result: the newest first, resources without a date last, ties by storage order,
+// and paging through the cursor.
+func testSearchLatestN(t *testing.T, st *fhirstore.Store, _ string) {
+	ctx := context.Background()
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		for i := 0; i < 60; i++ {
+			o := observation("p2", cc("http://loinc.org", "8867-4", ""), "")
+			o["id"] = fmt.Sprintf("hr%02d", i)
+			switch {
+			case i%10 == 9: // no date: sorts last
+			case i%7 == 0: // a period: its end is the descending key
+				o["effectivePeriod"] = map[string]any{"start": instant(start.Add(time.Duration(i) * time.Minute)), "end": instant(start.Add(time.Duration(i)*time.Minute + 90*time.Second))}
+			default:
+				// Pairs share an instant, so ties are broken by storage order.
+				o["effectiveDateTime"] = instant(start.Add(time.Duration(i/2*2) * time.Minute))
+			}
+			if _, err := tx.CreateWithID(ctx, "Observation", o["id"].(string), o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := searchIDs(t, st, "Observation", "patient=p2&code=8867-4&_sort=-date&_count=1000", true)
+	if len(all) != 60 {
+		t.Fatalf("got %d heart rates of p2, want 60", len(all))
+	}
+	if all[0] != "hr58" && all[0] != "hr57" {
+		t.Errorf("newest first: got %s", all[0])
+	}
+	for _, id := range all[len(all)-6:] {
+		if id[len(id)-1] != '9' {
+			t.Errorf("undated readings must come last, got %v", all[len(all)-6:])
+			break
+		}
+	}
+	for _, n := range []int{1, 3, 7} {
+		t.Run(fmt.Sprintf("count %d", n), func(t *testing.T) {
+			q := fmt.Sprintf("patient=p2&code=8867-4&_sort=-date&_count=%d", n)
+			if diff := cmp.Diff(all[:n], searchIDs(t, st, "Observation", q, true)); diff != "" {
+				t.Errorf("first page (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(all, walk(t, st, q, func(int) {})); diff != "" {
+				t.Errorf("paged walk (-want +got):\n%s", diff)
+			}
+		})
+	}
+	asc := searchIDs(t, st, "Observation", "patient=p2&code=8867-4&_sort=date&_count=2", true)
+	if diff := cmp.Diff([]string{"hr00", "hr01"}, asc); diff != "" {
+		t.Errorf("oldest first (-want +got):\n%s", diff)
+	}
+}
+
+// instant renders t as a FHIR instant in UTC.
+func instant(t time.Time) string { return t.UTC().Format(time.RFC3339) }
