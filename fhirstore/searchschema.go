@@ -1,5 +1,11 @@
 package fhirstore
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+)
+
 // searchIndexDDL is migration 2: one index table per search parameter type besides
 // idx_token (created by migration 1), a grp column on every table pairing the components
 // of composite parameters, and the B-tree indexes the common queries use: type + parameter
@@ -79,4 +85,20 @@ var searchIndexDDL = []string{
 	)`,
 	`CREATE INDEX idx_uri_value ON idx_uri (type, param, uri, rid)`,
 	`CREATE INDEX idx_uri_rid ON idx_uri (rid)`,
+}
+
+// SchemaFingerprint is a short hash of every migration's version, name and DDL text. Two
+// builds with the same fingerprint create the same schema, so a database migrated by one
+// (a test template, say) can stand in for the other; a changed step changes it even when
+// the version number does not.
+func SchemaFingerprint() string {
+	h := sha256.New()
+	for _, m := range migrations {
+		fmt.Fprintf(h, "%d\x00%s\x00", m.version, m.name)
+		for _, s := range m.stmts {
+			fmt.Fprintf(h, "%s\x00", s)
+		}
+		h.Write([]byte{0xff})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -9,7 +9,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/url"
@@ -88,12 +87,11 @@ func PostgresURL(t testing.TB) string {
 }
 
 // ensureTemplate creates (once per schema) a migrated template database and returns its
-// name. The name carries a hash of the schema version, so a new migration gets a new
-// template and runs never share a stale one.
+// name. The name carries the schema version and fhirstore.SchemaFingerprint, a hash of
+// every migration's DDL, so a new migration, or an edited one, gets a new template and
+// runs never share a stale one.
 func ensureTemplate(base string) (string, error) {
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%d", fhirstore.SchemaVersion())
-	name := fmt.Sprintf("vigil_tmpl_v%d_%x", fhirstore.SchemaVersion(), h.Sum32())
+	name := templateNameFor(fhirstore.SchemaVersion(), fhirstore.SchemaFingerprint())
 	admin, err := sql.Open("postgres", withSSL(base))
 	if err != nil {
 		return "", err
@@ -180,4 +178,9 @@ func Open(t testing.TB, b Backend) (*fhirstore.Store, string) {
 // QuietLogger discards logs below warnings.
 func QuietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// templateNameFor is the template database name of a schema version and fingerprint.
+func templateNameFor(version int, fingerprint string) string {
+	return fmt.Sprintf("vigil_tmpl_v%d_%s", version, fingerprint)
 }
