@@ -102,6 +102,8 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
 			return errors.Join(ErrRetry, fmt.Errorf("fhirstore: rollback to savepoint: %w", rerr))
 		}
 		tx.changes, tx.onDone = tx.changes[:changes], tx.onDone[:done]
+		// What hooks remembered may describe rolled-back writes: forget it all.
+		tx.memo = nil
 	}
 	if _, rerr := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT vigil_unit"); rerr != nil {
 		return errors.Join(ErrRetry, fmt.Errorf("fhirstore: release savepoint: %w", rerr))

@@ -22,6 +22,22 @@ type Tx struct {
 	depth   int
 	onDone  []func()
 	changes []Change
+	memo    map[any]any
+}
+
+// Memo returns the value stored under key for the rest of the transaction, making it with
+// mk the first time. Hooks keep per-transaction state in it (e.g. what they already read),
+// so a transaction of many writes does not repeat the same queries.
+func (tx *Tx) Memo(key any, mk func() any) any {
+	if v, ok := tx.memo[key]; ok {
+		return v
+	}
+	if tx.memo == nil {
+		tx.memo = map[any]any{}
+	}
+	v := mk()
+	tx.memo[key] = v
+	return v
 }
 
 // Changes returns the writes made so far in the transaction, in order (hook writes

@@ -457,9 +457,17 @@ func TestHL7Outbound(t *testing.T) {
 		env.create(t, lab)
 
 		ids := waitAccepted(t, recv, 3)
-		sent, err := st.OutboxMessages(ctx, fhirstore.OutboxQuery{Destination: "ehr"})
-		if err != nil {
-			t.Fatal(err)
+		// The receiver counts a message when it writes the ACK; the sender marks the row
+		// sent only after reading it, a moment later.
+		var sent []*fhirstore.OutboxMessage
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			sent, err = st.OutboxMessages(ctx, fhirstore.OutboxQuery{Destination: "ehr"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if allSent(sent) || time.Now().After(deadline) {
+				break
+			}
 		}
 		if len(sent) != 3 {
 			t.Fatalf("outbox rows = %d, want 3 (the filter keeps vital signs)", len(sent))
@@ -631,4 +639,13 @@ func TestHL7OutboundAlerts(t *testing.T) {
 			t.Errorf("outbox rows by destination, newest first (-want +got):\n%s", d)
 		}
 	})
+}
+
+func allSent(rows []*fhirstore.OutboxMessage) bool {
+	for _, r := range rows {
+		if r.Status != fhirstore.OutboxSent {
+			return false
+		}
+	}
+	return true
 }

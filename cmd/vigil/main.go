@@ -51,7 +51,7 @@ const usage = `Usage: vigil <command> [flags]
 Commands:
   serve     run the FHIR server
   migrate   create or upgrade the database schema
-  bench     load-test a running server (vigil bench crud -h)
+  bench     load-test a running server: bench crud|ingest|mllp -h
   simulate  stream simulated bedside-monitor vitals to the ingest API
   conformance run TestScripts against a FHIR server (vigil conformance run -h)
   hl7       send HL7 v2 message files over MLLP (vigil hl7 send -h)
@@ -71,6 +71,9 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "bench":
+		if len(args) > 1 && args[1] == "mllp" {
+			return runBenchMLLP(ctx, args[2:], stdout, stderr)
+		}
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], stdout, stderr)
