@@ -209,6 +209,20 @@ func TestAlerts(t *testing.T) {
 			if got := ts.count(t, "DetectedIssue?patient="+pat+"&code=vital-out-of-range"); got != 1 {
 				t.Fatalf("persisting condition: %d alerts, want still 1", got)
 			}
+			// Several high readings in one batch (one transaction): still one alert.
+			batch := fmt.Sprintf(`{"device": {"identifier": {"system": "urn:test:dev", "value": "mon-B1"}},
+				"patient": {"identifier": {"system": "urn:test:mrn", "value": "B1"}},
+				"readings": [{"metric": "heart-rate", "value": 72, "unit": "/min", "time": %q},
+					{"metric": "heart-rate", "value": 140, "unit": "/min", "time": %q},
+					{"metric": "heart-rate", "value": 150, "unit": "/min", "time": %q}]}`,
+				now.UTC().Format(time.RFC3339), now.Add(time.Minute).UTC().Format(time.RFC3339), now.Add(2*time.Minute).UTC().Format(time.RFC3339))
+			_, out = ts.ingest(t, batch, "")
+			if out.Created != 3 || len(out.Results[0].Alerts) != 0 || len(out.Results[1].Alerts) != 1 {
+				t.Fatalf("batch: %+v", out)
+			}
+			if got := ts.count(t, "DetectedIssue?patient="+out.Results[0].Patient+"&code=vital-out-of-range"); got != 1 {
+				t.Fatalf("a batch of high readings raised %d alerts, want 1", got)
+			}
 			// An Observation written through the FHIR API is judged by the same rules.
 			obs := map[string]any{
 				"resourceType": "Observation", "status": "final",
