@@ -218,8 +218,7 @@ func (w *ingestWriter) write(ctx context.Context, r *mappers.Reading) (ingestRes
 	if err := w.lockIdentifier(ctx, "Observation", mappers.Identifier{System: mappers.ReadingIdentifierSystem, Value: r.ReadingID()}); err != nil {
 		return res, err
 	}
-	ids, err := w.tx.FindIDs(ctx, "Observation", nil, []fhirstore.TokenMatch{{
-		Param: "identifier", System: mappers.ReadingIdentifierSystem, SystemSet: true, Code: r.ReadingID()}}, 1)
+	ids, err := w.tx.MatchIdentifier(ctx, "Observation", mappers.ReadingIdentifierSystem, true, r.ReadingID(), 1)
 	if err != nil {
 		return res, err
 	}
@@ -258,7 +257,7 @@ func (w *ingestWriter) patient(ctx context.Context, ident mappers.Identifier) (s
 	if err := w.lockIdentifier(ctx, "Patient", ident); err != nil {
 		return "", err
 	}
-	ids, err := w.tx.FindIDs(ctx, "Patient", nil, []fhirstore.TokenMatch{{Param: "identifier", System: ident.System, SystemSet: ident.System != "", Code: ident.Value}}, 2)
+	ids, err := w.tx.MatchIdentifier(ctx, "Patient", ident.System, ident.System != "", ident.Value, 2)
 	if err != nil {
 		return "", err
 	}
@@ -303,7 +302,7 @@ func (w *ingestWriter) device(ctx context.Context, d mappers.DeviceInfo, patient
 	if err := w.lockIdentifier(ctx, "Device", ident); err != nil {
 		return "", err
 	}
-	ids, err := w.tx.FindIDs(ctx, "Device", nil, []fhirstore.TokenMatch{{Param: "identifier", System: ident.System, SystemSet: ident.System != "", Code: ident.Value}}, 1)
+	ids, err := w.tx.MatchIdentifier(ctx, "Device", ident.System, ident.System != "", ident.Value, 1)
 	if err != nil {
 		return "", err
 	}
