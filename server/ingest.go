@@ -125,23 +125,7 @@ func (s *Server) ingestBatch(ctx context.Context, body []byte, q url.Values) (in
 	}
 	err = s.store.InTx(ctx, func(tx *fhirstore.Tx) error {
 		w := &ingestWriter{s: s, tx: tx, patients: map[string]string{}, devices: map[string]string{}}
-		for i := range valid.Readings {
-			r := &valid.Readings[i]
-			res, err := w.write(ctx, r)
-			if err != nil {
-				var rej *rejection
-				if errors.As(err, &rej) {
-					if atomic {
-						return err
-					}
-					results[r.Index] = ingestResult{Index: r.Index, Status: "rejected", Reason: rej.reason}
-					continue
-				}
-				return err
-			}
-			results[r.Index] = res
-		}
-		return nil
+		return w.writeAll(ctx, valid.Readings, results, atomic)
 	})
 	var rej *rejection
 	if errors.As(err, &rej) {
@@ -197,53 +181,116 @@ func identKey(i mappers.Identifier) string { return i.System + "|" + i.Value }
 // transaction ends (the same lock a REST conditional create on identifier=system|value
 // takes), so concurrent retries of one reading store it once, even across servers.
 func (w *ingestWriter) lockIdentifier(ctx context.Context, typ string, i mappers.Identifier) error {
+	return w.tx.LockKey(ctx, identifierKey(typ, i))
+}
+
+// identifierKey is the condition key of identifier=system|value on typ.
+func identifierKey(typ string, i mappers.Identifier) string {
 	v := i.Value
 	if i.System != "" {
 		v = i.System + "|" + i.Value
 	}
-	return w.tx.LockKey(ctx, conditionKey(typ, url.Values{"identifier": {v}}))
+	return conditionKey(typ, url.Values{"identifier": {v}})
 }
 
-func (w *ingestWriter) write(ctx context.Context, r *mappers.Reading) (ingestResult, error) {
-	res := ingestResult{Index: r.Index}
-	patientRef, err := w.patient(ctx, r.Patient)
+func (w *ingestWriter) writeAll(ctx context.Context, readings []mappers.Reading, results []ingestResult, atomic bool) error {
+	type pending struct {
+		r   *mappers.Reading
+		res ingestResult
+		obs map[string]any
+	}
+	var todo []*pending
+	for i := range readings {
+		r := &readings[i]
+		p := &pending{r: r, res: ingestResult{Index: r.Index}}
+		err := func() error {
+			patientRef, err := w.patient(ctx, r.Patient)
+			if err != nil {
+				return err
+			}
+			deviceRef, err := w.device(ctx, r.Device, patientRef)
+			if err != nil {
+				return err
+			}
+			p.res.Patient, p.res.Device = patientRef, deviceRef
+			if p.obs, err = mappers.Observation(r, mappers.Refs{Subject: patientRef, Device: deviceRef}); err != nil {
+				return &rejection{reason: err.Error()}
+			}
+			return nil
+		}()
+		var rej *rejection
+		switch {
+		case errors.As(err, &rej) && !atomic:
+			results[r.Index] = ingestResult{Index: r.Index, Status: "rejected", Reason: rej.reason}
+			continue
+		case err != nil:
+			return err
+		}
+		todo = append(todo, p)
+	}
+	// Duplicates: lock every reading identifier (the lock a REST conditional create on
+	// the same identifier takes), then look them all up at once.
+	keys := make([]string, 0, len(todo))
+	values := make([]string, 0, len(todo))
+	for _, p := range todo {
+		id := p.r.ReadingID()
+		values = append(values, id)
+		keys = append(keys, identifierKey("Observation", mappers.Identifier{System: mappers.ReadingIdentifierSystem, Value: id}))
+	}
+	if err := w.tx.LockKeys(ctx, keys...); err != nil {
+		return err
+	}
+	existing, err := w.tx.MatchIdentifiers(ctx, "Observation", mappers.ReadingIdentifierSystem, values)
 	if err != nil {
-		return res, err
+		return err
 	}
-	deviceRef, err := w.device(ctx, r.Device, patientRef)
-	if err != nil {
-		return res, err
-	}
-	res.Patient, res.Device = patientRef, deviceRef
-	if err := w.lockIdentifier(ctx, "Observation", mappers.Identifier{System: mappers.ReadingIdentifierSystem, Value: r.ReadingID()}); err != nil {
-		return res, err
-	}
-	ids, err := w.tx.MatchIdentifier(ctx, "Observation", mappers.ReadingIdentifierSystem, true, r.ReadingID(), 1)
-	if err != nil {
-		return res, err
-	}
-	if len(ids) > 0 {
-		res.Status = "duplicate"
-		res.Observation = "Observation/" + ids[0]
-		return res, nil
-	}
-	obs, err := mappers.Observation(r, mappers.Refs{Subject: patientRef, Device: deviceRef})
-	if err != nil {
-		return res, &rejection{reason: err.Error()}
+	var fresh []*pending
+	var bodies []map[string]any
+	inBatch := map[string]*pending{}
+	for _, p := range todo {
+		id := p.r.ReadingID()
+		if oid, ok := existing[id]; ok {
+			p.res.Status, p.res.Observation = "duplicate", "Observation/"+oid
+			continue
+		}
+		if first, ok := inBatch[id]; ok {
+			p.res.Status = "duplicate"
+			p.res.Reason = fmt.Sprintf("same reading as item %d of this batch", first.r.Index)
+			continue
+		}
+		inBatch[id] = p
+		fresh = append(fresh, p)
+		bodies = append(bodies, p.obs)
 	}
 	before := len(w.tx.Changes())
-	stored, err := w.tx.Create(ctx, "Observation", obs)
+	stored, err := w.tx.CreateMany(ctx, "Observation", bodies)
 	if err != nil {
-		return res, err
+		return err
 	}
+	byID := make(map[string]*pending, len(fresh))
+	for i, p := range fresh {
+		p.res.Status, p.res.Observation = "created", "Observation/"+stored[i].ID
+		byID[stored[i].ID] = p
+	}
+	// Hooks ran after the inserts, one Observation after the other: a DetectedIssue
+	// written after an Observation of this batch (and before the next) is its alert.
+	var cur *pending
 	for _, c := range w.tx.Changes()[before:] {
-		if c.Resource.Type == "DetectedIssue" {
-			res.Alerts = append(res.Alerts, "DetectedIssue/"+c.Resource.ID)
+		switch {
+		case c.Resource.Type == "Observation" && byID[c.Resource.ID] != nil:
+			cur = byID[c.Resource.ID]
+		case c.Resource.Type == "DetectedIssue" && cur != nil:
+			cur.res.Alerts = append(cur.res.Alerts, "DetectedIssue/"+c.Resource.ID)
 		}
 	}
-	res.Status = "created"
-	res.Observation = "Observation/" + stored.ID
-	return res, nil
+	for _, p := range todo {
+		if p.res.Status == "duplicate" && p.res.Observation == "" {
+			p.res.Observation = inBatch[p.r.ReadingID()].res.Observation
+			p.res.Reason = ""
+		}
+		results[p.r.Index] = p.res
+	}
+	return nil
 }
 
 func (w *ingestWriter) patient(ctx context.Context, ident mappers.Identifier) (string, error) {

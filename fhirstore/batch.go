@@ -1,0 +1,169 @@
+package fhirstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// CreateMany stores new resources of one type with server-assigned ids in a handful of
+// statements whatever their number: one multi-row INSERT of the current rows, one of the
+// history rows and one per index table (split only at the placeholder limit). Hooks then
+// run for each resource in order, as for Create. It is the write path of batches of
+// readings, where a statement per resource would make the round trips the bound.
+func (tx *Tx) CreateMany(ctx context.Context, typ string, bodies []map[string]any) ([]*Resource, error) {
+	if len(bodies) == 0 {
+		return nil, nil
+	}
+	out := make([]*Resource, len(bodies))
+	for i, b := range bodies {
+		r, err := tx.s.finish(typ, NewID(), 1, tx.now, b)
+		if err != nil {
+			return nil, err
+		}
+		r.Method = "POST"
+		out[i] = r
+	}
+	rids, err := tx.insertCurrent(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.insertRows(ctx, "resource_history", "rid, type, id, version, last_updated, deleted, method, body", 8, len(out),
+		func(i int, a []any) []any {
+			r := out[i]
+			return append(a, rids[i], r.Type, r.ID, r.Version, r.LastUpdated.UnixMicro(), 0, r.Method, string(r.Body))
+		}); err != nil {
+		return nil, fmt.Errorf("fhirstore: history of %d %s: %w", len(out), typ, err)
+	}
+	// Index rows of all resources, merged per table.
+	var merged []indexInsert
+	for i, b := range bodies {
+		rows, err := tx.s.indexer.Index(typ, b)
+		if err != nil {
+			return nil, fmt.Errorf("fhirstore: index %s/%s: %w", typ, out[i].ID, err)
+		}
+		if rows == nil {
+			continue
+		}
+		ins := indexInserts(rids[i], typ, rows)
+		if merged == nil {
+			merged = make([]indexInsert, len(ins))
+			for k, in := range ins {
+				merged[k] = indexInsert{table: in.table, cols: in.cols, width: in.width}
+			}
+		}
+		for k, in := range ins {
+			merged[k] = appendInsert(merged[k], in)
+		}
+	}
+	for _, in := range merged {
+		if err := tx.insertRows(ctx, in.table, in.cols, in.width, in.n, in.row); err != nil {
+			return nil, fmt.Errorf("fhirstore: index rows of %d %s: %w", len(out), typ, err)
+		}
+	}
+	for _, r := range out {
+		if err := tx.runHooks(ctx, Change{Resource: r, Created: true}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// appendInsert concatenates the rows of b after those of a (same table).
+func appendInsert(a, b indexInsert) indexInsert {
+	if b.n == 0 {
+		return a
+	}
+	if a.n == 0 {
+		return b
+	}
+	an, arow, brow := a.n, a.row, b.row
+	a.row = func(i int, args []any) []any {
+		if i < an {
+			return arow(i, args)
+		}
+		return brow(i-an, args)
+	}
+	a.n += b.n
+	return a
+}
+
+// insertCurrent inserts the current rows of new resources and returns their row ids in
+// the same order.
+func (tx *Tx) insertCurrent(ctx context.Context, rs []*Resource) ([]int64, error) {
+	const width = 6
+	rids := make([]int64, len(rs))
+	pos := make(map[string]int, len(rs))
+	for i, r := range rs {
+		pos[r.ID] = i
+	}
+	per := maxInsertArgs / width
+	for start := 0; start < len(rs); start += per {
+		end := min(len(rs), start+per)
+		q := insertSQL("resource", "type, id, version, last_updated, deleted, body", width, end-start) + " RETURNING rid, id"
+		args := make([]any, 0, (end-start)*width)
+		for _, r := range rs[start:end] {
+			args = append(args, r.Type, r.ID, r.Version, r.LastUpdated.UnixMicro(), 0, string(r.Body))
+		}
+		rows, err := tx.query(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("fhirstore: insert %d %s: %w", end-start, rs[start].Type, err)
+		}
+		n := 0
+		for rows.Next() {
+			var rid int64
+			var id string
+			if err := rows.Scan(&rid, &id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("fhirstore: insert: %w", err)
+			}
+			rids[pos[id]] = rid
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("fhirstore: insert: %w", err)
+		}
+		if n != end-start {
+			return nil, fmt.Errorf("fhirstore: insert of %d rows returned %d ids", end-start, n)
+		}
+	}
+	return rids, nil
+}
+
+// MatchIdentifiers returns, for each value, the id of a live resource of typ with the
+// identifier system|value (the first one found), in one query. Values without a match
+// are absent from the map.
+func (tx *Tx) MatchIdentifiers(ctx context.Context, typ, system string, values []string) (map[string]string, error) {
+	out := make(map[string]string, len(values))
+	const per = 500
+	for start := 0; start < len(values); start += per {
+		chunk := values[start:min(len(values), start+per)]
+		q := `SELECT t.code, r.id FROM idx_token t JOIN resource r ON r.rid = t.rid
+			WHERE t.type = ? AND t.param = 'identifier' AND t.system = ? AND r.deleted = 0
+			AND t.code IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ") + `)`
+		args := []any{typ, system}
+		for _, v := range chunk {
+			args = append(args, v)
+		}
+		rows, err := tx.query(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("fhirstore: match %s identifiers: %w", typ, err)
+		}
+		for rows.Next() {
+			var code, id string
+			if err := rows.Scan(&code, &id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("fhirstore: match %s identifiers: %w", typ, err)
+			}
+			if _, seen := out[code]; !seen {
+				out[code] = id
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("fhirstore: match %s identifiers: %w", typ, err)
+		}
+	}
+	return out, nil
+}
