@@ -117,7 +117,11 @@ func (w *groupWriter) run(batch []*writeJob) {
 			continue
 		}
 		tx := &Tx{s: w.s, tx: sqlTx, now: now}
-		if err := j.fn(tx); err != nil {
+		err := j.fn(tx)
+		if err == nil {
+			err = tx.runBeforeCommit(j.ctx)
+		}
+		if err != nil {
 			results[i] = err
 			if _, rerr := sqlTx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT job"); rerr != nil {
 				// The transaction is unusable: fail the whole group.

@@ -89,7 +89,7 @@ var ErrRetry = errors.New("fhirstore: transaction must be retried")
 // that aborts the whole transaction is returned joined with ErrRetry, without rolling back
 // the savepoint: the caller must return it from the InTx function.
 func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
-	changes, done := len(tx.changes), len(tx.onDone)
+	changes, done, before := len(tx.changes), len(tx.onDone), len(tx.before)
 	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT vigil_unit"); err != nil {
 		return fmt.Errorf("fhirstore: savepoint: %w", err)
 	}
@@ -101,7 +101,7 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
 		if _, rerr := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT vigil_unit"); rerr != nil {
 			return errors.Join(ErrRetry, fmt.Errorf("fhirstore: rollback to savepoint: %w", rerr))
 		}
-		tx.changes, tx.onDone = tx.changes[:changes], tx.onDone[:done]
+		tx.changes, tx.onDone, tx.before = tx.changes[:changes], tx.onDone[:done], tx.before[:before]
 		// What hooks remembered may describe rolled-back writes: forget it all.
 		tx.memo = nil
 	}

@@ -23,6 +23,25 @@ type Tx struct {
 	onDone  []func()
 	changes []Change
 	memo    map[any]any
+	// before are the functions to run once the caller's work is done, before the commit.
+	before []func(context.Context) error
+}
+
+// BeforeCommit registers f to run after the transaction's work and before its commit, in
+// the transaction (never on rollback). Hooks use it to write once per transaction what
+// many writes changed, e.g. an alert updated by every reading of a batch. f may write,
+// and may register more functions.
+func (tx *Tx) BeforeCommit(f func(ctx context.Context) error) { tx.before = append(tx.before, f) }
+
+func (tx *Tx) runBeforeCommit(ctx context.Context) error {
+	for len(tx.before) > 0 {
+		f := tx.before[0]
+		tx.before = tx.before[1:]
+		if err := f(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Memo returns the value stored under key for the rest of the transaction, making it with
@@ -85,6 +104,10 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	tx := &Tx{s: s, tx: sqlTx, now: s.Now()}
 	if err := fn(tx); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := tx.runBeforeCommit(ctx); err != nil {
 		sqlTx.Rollback()
 		return err
 	}

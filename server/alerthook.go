@@ -45,6 +45,15 @@ type patientAlerts struct {
 	open   []alerts.OpenAlert
 }
 
+// alertTx is the hook's state in one transaction: per patient, and the alert updates to
+// write before the commit. An alert that every reading of a batch updates is written once,
+// in its final state, instead of once per reading.
+type alertTx struct {
+	patients map[string]*patientAlerts
+	pending  map[string]map[string]any // DetectedIssue id -> its new content
+	order    []string                  // ids in first-update order
+}
+
 // AfterWrite implements fhirstore.Hook.
 func (h *AlertHook) AfterWrite(ctx context.Context, tx *fhirstore.Tx, c fhirstore.Change) error {
 	r := c.Resource
@@ -61,14 +70,18 @@ func (h *AlertHook) AfterWrite(ctx context.Context, tx *fhirstore.Tx, c fhirstor
 		return nil // alerts are about patients
 	}
 	now := tx.Now()
-	states := tx.Memo(alertStateKey{}, func() any { return map[string]*patientAlerts{} }).(map[string]*patientAlerts)
-	st := states[patient]
+	atx := tx.Memo(alertStateKey{}, func() any {
+		a := &alertTx{patients: map[string]*patientAlerts{}, pending: map[string]map[string]any{}}
+		tx.BeforeCommit(a.flush(tx))
+		return a
+	}).(*alertTx)
+	st := atx.patients[patient]
 	if st == nil {
 		var err error
 		if st, err = h.load(ctx, tx, patient, r.ID, now); err != nil {
 			return err
 		}
-		states[patient] = st
+		atx.patients[patient] = st
 	}
 	recent := make([]map[string]any, 0, len(st.recent))
 	for _, o := range st.recent {
@@ -90,23 +103,44 @@ func (h *AlertHook) AfterWrite(ctx context.Context, tx *fhirstore.Tx, c fhirstor
 		return nil
 	}
 	for _, a := range acts {
-		var stored *fhirstore.Resource
 		switch a.Kind {
 		case alerts.ActionCreate:
-			if stored, err = tx.Create(ctx, "DetectedIssue", a.Resource); err != nil {
+			stored, err := tx.Create(ctx, "DetectedIssue", a.Resource)
+			if err != nil {
 				return fmt.Errorf("alerts: create DetectedIssue: %w", err)
 			}
-		default:
-			res := a.Resource
-			if stored, _, err = tx.Update(ctx, "DetectedIssue", a.AlertID, "PUT", func(*fhirstore.Resource) (map[string]any, error) {
-				return res, nil
-			}); err != nil {
-				return fmt.Errorf("alerts: update DetectedIssue/%s: %w", a.AlertID, err)
+			var d map[string]any
+			if err := json.Unmarshal(stored.Body, &d); err != nil {
+				return fmt.Errorf("alerts: decode DetectedIssue/%s: %w", stored.ID, err)
 			}
+			st.track(stored.ID, d)
+		default:
+			// Updates and resolutions are written before the commit, once per alert.
+			if _, seen := atx.pending[a.AlertID]; !seen {
+				atx.order = append(atx.order, a.AlertID)
+			}
+			a.Resource["id"] = a.AlertID
+			atx.pending[a.AlertID] = a.Resource
+			st.track(a.AlertID, a.Resource)
 		}
-		st.track(stored)
 	}
 	return nil
+}
+
+// flush writes the pending alert updates of the transaction.
+func (a *alertTx) flush(tx *fhirstore.Tx) func(context.Context) error {
+	return func(ctx context.Context) error {
+		for _, id := range a.order {
+			res := a.pending[id]
+			if _, _, err := tx.Update(ctx, "DetectedIssue", id, "PUT", func(*fhirstore.Resource) (map[string]any, error) {
+				return res, nil
+			}); err != nil {
+				return fmt.Errorf("alerts: update DetectedIssue/%s: %w", id, err)
+			}
+		}
+		a.order, a.pending = nil, map[string]map[string]any{}
+		return nil
+	}
 }
 
 // load reads the patient's latest vitals within the window and open alerts.
@@ -154,13 +188,9 @@ func (h *AlertHook) load(ctx context.Context, tx *fhirstore.Tx, patient, skipID 
 	return st, nil
 }
 
-// track brings the open-alert list up to date with a DetectedIssue just written.
-func (st *patientAlerts) track(r *fhirstore.Resource) {
-	var d map[string]any
-	if json.Unmarshal(r.Body, &d) != nil {
-		return
-	}
-	st.open = slices.DeleteFunc(st.open, func(a alerts.OpenAlert) bool { return a.ID == r.ID })
+// track brings the open-alert list up to date with the new content d of alert id.
+func (st *patientAlerts) track(id string, d map[string]any) {
+	st.open = slices.DeleteFunc(st.open, func(a alerts.OpenAlert) bool { return a.ID == id })
 	if a, ok := alerts.OpenAlertFromResource(d); ok {
 		st.open = append(st.open, a)
 	}
