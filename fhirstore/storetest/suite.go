@@ -31,6 +31,8 @@ func Run(t *testing.T, b Backend) {
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"Hooks", testHooks},
 		{"Restart", testRestart},
+		{"CreateMany", testCreateMany},
+		{"BeforeCommit", testBeforeCommit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -507,5 +509,92 @@ func testRestart(t *testing.T, st *fhirstore.Store, url string) {
 	}
 	if _, err := st2.VRead(ctx, "Observation", c.ID, 1); err != nil {
 		t.Fatalf("vread after restart: %v", err)
+	}
+}
+
+func testCreateMany(t *testing.T, st *fhirstore.Store, _ string) {
+	ctx := context.Background()
+	var hooked []string
+	st.AddHook(fhirstore.HookFunc(func(ctx context.Context, tx *fhirstore.Tx, c fhirstore.Change) error {
+		hooked = append(hooked, c.Resource.ID)
+		return nil
+	}))
+	var made []*fhirstore.Resource
+	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		var err error
+		made, err = tx.CreateMany(ctx, "Observation", []map[string]any{
+			obs("1", "urn:r", "a"), obs("2", "urn:r", "b"), obs("3", "urn:r", "c"),
+		})
+		return err
+	})
+	if err != nil || len(made) != 3 {
+		t.Fatalf("CreateMany: %d resources, %v", len(made), err)
+	}
+	for i, r := range made {
+		got, err := st.Read(ctx, "Observation", r.ID)
+		if err != nil || got.Version != 1 {
+			t.Fatalf("read %d: %v %v", i, got, err)
+		}
+		if code := decode(t, got.Body)["code"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"]; code != fmt.Sprint(i+1) {
+			t.Errorf("resource %d has code %v: order not kept", i, code)
+		}
+		if hooked[i] != r.ID {
+			t.Errorf("hook %d ran for %s, want %s", i, hooked[i], r.ID)
+		}
+	}
+	page, _ := st.History(ctx, fhirstore.HistoryQuery{Type: "Observation"})
+	if page.Total != 3 {
+		t.Fatalf("history has %d versions, want 3", page.Total)
+	}
+	var found map[string]string
+	st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		found, err = tx.MatchIdentifiers(ctx, "Observation", "urn:r", []string{"a", "c", "zz"})
+		return err
+	})
+	if err != nil || len(found) != 2 || found["a"] != made[0].ID || found["c"] != made[2].ID {
+		t.Fatalf("MatchIdentifiers: %v %v", found, err)
+	}
+}
+
+func testBeforeCommit(t *testing.T, st *fhirstore.Store, _ string) {
+	ctx := context.Background()
+	// A function registered before the commit writes in the same transaction.
+	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		tx.BeforeCommit(func(ctx context.Context) error {
+			_, _, err := tx.Update(ctx, "Patient", "late", "PUT", func(*fhirstore.Resource) (map[string]any, error) {
+				return map[string]any{"resourceType": "Patient"}, nil
+			})
+			return err
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Read(ctx, "Patient", "late"); err != nil {
+		t.Fatalf("the before-commit write is missing: %v", err)
+	}
+	// It does not run when the transaction fails, and its failure fails the transaction.
+	ran := false
+	err = st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		tx.BeforeCommit(func(context.Context) error { ran = true; return nil })
+		return errors.New("boom")
+	})
+	if err == nil || ran {
+		t.Fatalf("failed transaction: err %v, before-commit ran %v", err, ran)
+	}
+	err = st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		if _, err := tx.Create(ctx, "Patient", map[string]any{"resourceType": "Patient", "active": true}); err != nil {
+			return err
+		}
+		tx.BeforeCommit(func(context.Context) error { return errors.New("refused") })
+		return nil
+	})
+	if err == nil {
+		t.Fatal("a before-commit error must fail the transaction")
+	}
+	page, _ := st.History(ctx, fhirstore.HistoryQuery{Type: "Patient"})
+	if page.Total != 1 {
+		t.Fatalf("%d Patient versions, want only the first transaction's", page.Total)
 	}
 }
