@@ -11,13 +11,26 @@ import (
 // history rows and one per index table (split only at the placeholder limit). Hooks then
 // run for each resource in order, as for Create. It is the write path of batches of
 // readings, where a statement per resource would make the round trips the bound.
-func (tx *Tx) CreateMany(ctx context.Context, typ string, bodies []map[string]any) ([]*Resource, error) {
+//
+// ids, when not nil, are the ids to use, one per body, each freshly made with NewID (a
+// caller that rewrote references to them beforehand); nil makes new ones.
+func (tx *Tx) CreateMany(ctx context.Context, typ string, ids []string, bodies []map[string]any) ([]*Resource, error) {
 	if len(bodies) == 0 {
 		return nil, nil
 	}
+	if ids != nil && len(ids) != len(bodies) {
+		return nil, fmt.Errorf("fhirstore: CreateMany: %d ids for %d resources", len(ids), len(bodies))
+	}
 	out := make([]*Resource, len(bodies))
 	for i, b := range bodies {
-		r, err := tx.s.finish(typ, NewID(), 1, tx.now, b)
+		id := NewID()
+		if ids != nil {
+			if !ValidID(ids[i]) {
+				return nil, fmt.Errorf("%w: id %q is not a valid FHIR id", ErrInvalid, ids[i])
+			}
+			id = ids[i]
+		}
+		r, err := tx.s.finish(typ, id, 1, tx.now, b)
 		if err != nil {
 			return nil, err
 		}

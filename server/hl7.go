@@ -515,10 +515,32 @@ func (b *HL7Bridge) writeResult(ctx context.Context, tx *fhirstore.Tx, res *hl7m
 	if err := tx.LockKeys(ctx, keys...); err != nil {
 		return err
 	}
+	// The readings' own identifiers (one per Observation, unique by construction) are
+	// looked up in one query per identifier system.
+	readings := map[string][]string{} // system -> values
+	for i, e := range res.Entries {
+		if sys, code, ok := readingCondition(e, conds[i]); ok {
+			readings[sys] = append(readings[sys], code)
+		}
+	}
+	known := map[string]string{} // system|value -> id
+	for sys, values := range readings {
+		found, err := tx.MatchIdentifiers(ctx, "Observation", sys, values)
+		if err != nil {
+			return fmt.Errorf("hl7: match Observations: %w", err)
+		}
+		for v, id := range found {
+			known[sys+"|"+v] = id
+		}
+	}
 	for i, e := range res.Entries {
 		typ, _ := e.Resource["resourceType"].(string)
 		p := plan{typ: typ, body: copyTree(e.Resource).(map[string]any), update: e.UpdateIfExists}
-		if q := conds[i]; q != nil {
+		if sys, code, ok := readingCondition(e, conds[i]); ok {
+			if id, found := known[sys+"|"+code]; found {
+				p.id, p.exists = id, true
+			}
+		} else if q := conds[i]; q != nil {
 			ids, err := matchCondition(ctx, tx, typ, q)
 			if err != nil {
 				return err
@@ -548,12 +570,29 @@ func (b *HL7Bridge) writeResult(ctx context.Context, tx *fhirstore.Tx, res *hl7m
 			return ref
 		}, mapping)
 	}
+	// New resources are created per type, in the order of their first entry, with one
+	// CreateMany each (the Observations of an ORU in a few statements).
+	var typeOrder []string
+	newIDs := map[string][]string{}
+	newBodies := map[string][]map[string]any{}
+	for _, p := range plans {
+		if p.exists {
+			continue
+		}
+		if _, seen := newIDs[p.typ]; !seen {
+			typeOrder = append(typeOrder, p.typ)
+		}
+		newIDs[p.typ] = append(newIDs[p.typ], p.id)
+		newBodies[p.typ] = append(newBodies[p.typ], p.body)
+	}
+	for _, typ := range typeOrder {
+		if _, err := tx.CreateMany(ctx, typ, newIDs[typ], newBodies[typ]); err != nil {
+			return fmt.Errorf("hl7: create %s: %w", typ, err)
+		}
+	}
 	for _, p := range plans {
 		switch {
 		case !p.exists:
-			if _, err := tx.CreateWithID(ctx, p.typ, p.id, p.body); err != nil {
-				return fmt.Errorf("hl7: create %s: %w", p.typ, err)
-			}
 		case p.update:
 			body := p.body
 			if _, _, err := tx.Update(ctx, p.typ, p.id, "PUT", func(*fhirstore.Resource) (map[string]any, error) {
@@ -564,6 +603,20 @@ func (b *HL7Bridge) writeResult(ctx context.Context, tx *fhirstore.Tx, res *hl7m
 		}
 	}
 	return nil
+}
+
+// readingCondition reports whether an entry is an Observation matched by one identifier
+// with a system (a reading's identifier), and returns it.
+func readingCondition(e hl7map.Entry, q url.Values) (system, code string, ok bool) {
+	if q == nil || e.Resource["resourceType"] != "Observation" || len(q) != 1 || len(q["identifier"]) != 1 {
+		return "", "", false
+	}
+	v := q["identifier"][0]
+	if strings.Contains(v, `\`) {
+		return "", "", false
+	}
+	system, code, ok = strings.Cut(v, "|")
+	return system, code, ok && system != "" && code != ""
 }
 
 // matchCondition returns up to two ids of live resources of typ matching q. The usual

@@ -263,7 +263,7 @@ func (w *ingestWriter) writeAll(ctx context.Context, readings []mappers.Reading,
 		bodies = append(bodies, p.obs)
 	}
 	before := len(w.tx.Changes())
-	stored, err := w.tx.CreateMany(ctx, "Observation", bodies)
+	stored, err := w.tx.CreateMany(ctx, "Observation", nil, bodies)
 	if err != nil {
 		return err
 	}

@@ -522,7 +522,7 @@ func testCreateMany(t *testing.T, st *fhirstore.Store, _ string) {
 	var made []*fhirstore.Resource
 	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
 		var err error
-		made, err = tx.CreateMany(ctx, "Observation", []map[string]any{
+		made, err = tx.CreateMany(ctx, "Observation", nil, []map[string]any{
 			obs("1", "urn:r", "a"), obs("2", "urn:r", "b"), obs("3", "urn:r", "c"),
 		})
 		return err
