@@ -221,6 +221,9 @@ type sortKey struct {
 	desc bool
 	kind byte // 'i' int, 'f' float, 's' text
 	expr frag
+	// dateParam is the parameter of a date sort key ("" otherwise), for the ordered
+	// index scan of pageByDate.
+	dateParam string
 }
 
 // includeSpec is one _include or _revinclude value.
@@ -1416,7 +1419,7 @@ func (b *qb) sortKey(typ, k string) (sortKey, error) {
 	var col, table string
 	switch p.typ {
 	case ParamDate:
-		table, sk.kind = "idx_date", 'i'
+		table, sk.kind, sk.dateParam = "idx_date", 'i', name
 		col = "low"
 		if desc {
 			col = "high"
@@ -1475,10 +1478,19 @@ func (s *Store) count(ctx context.Context, q queryer, where frag) (int, error) {
 // page runs the page query: matches after the cursor in sort order, one more than the
 // page size (to know whether a next page exists).
 func (s *Store) page(ctx context.Context, q queryer, where frag, plan *searchPlan, after []string, afterRID int64) ([]pageRow, [][]string, error) {
+	if s.orderedByDate(plan) {
+		return s.pageByDate(ctx, q, where, plan, after, afterRID)
+	}
 	sqlText, args, err := pageSQL(where, plan, after, afterRID)
 	if err != nil {
 		return nil, nil, err
 	}
+	return s.pageRows(ctx, q, plan, sqlText, args)
+}
+
+// pageRows runs a page query whose columns are rid, type, id, version, last_updated, body
+// and the sort keys, and returns the rows with their keys rendered for the cursor.
+func (s *Store) pageRows(ctx context.Context, q queryer, plan *searchPlan, sqlText string, args []any) ([]pageRow, [][]string, error) {
 	rows, err := q.QueryContext(ctx, s.d.rebind(sqlText), args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fhirstore: search: %w", err)

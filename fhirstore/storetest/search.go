@@ -1002,18 +1002,48 @@ func testSearchLatestN(t *testing.T, st *fhirstore.Store, _ string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := searchIDs(t, st, "Observation", "patient=p2&code=8867-4&_sort=-date&_count=1000", true)
-	if len(all) != 60 {
-		t.Fatalf("got %d heart rates of p2, want 60", len(all))
-	}
-	if all[0] != "hr58" && all[0] != "hr57" {
-		t.Errorf("newest first: got %s", all[0])
-	}
-	for _, id := range all[len(all)-6:] {
-		if id[len(id)-1] != '9' {
-			t.Errorf("undated readings must come last, got %v", all[len(all)-6:])
-			break
+	// The expected orders, worked out from the data: the key of a reading in seconds
+	// after start (a period's end descending, its start ascending), undated ones last
+	// in creation order, ties in creation order.
+	expect := func(desc bool) []string {
+		type k struct {
+			i, key int
+			dated  bool
 		}
+		var ks []k
+		for i := 0; i < 60; i++ {
+			switch {
+			case i%10 == 9:
+				ks = append(ks, k{i, 0, false})
+			case i%7 == 0 && desc:
+				ks = append(ks, k{i, i*60 + 90, true})
+			case i%7 == 0:
+				ks = append(ks, k{i, i * 60, true})
+			default:
+				ks = append(ks, k{i, i / 2 * 2 * 60, true})
+			}
+		}
+		sort.SliceStable(ks, func(a, b int) bool {
+			if ks[a].dated != ks[b].dated {
+				return ks[a].dated
+			}
+			if !ks[a].dated || ks[a].key == ks[b].key {
+				return ks[a].i < ks[b].i
+			}
+			return (ks[a].key > ks[b].key) == desc
+		})
+		out := make([]string, len(ks))
+		for n, x := range ks {
+			out[n] = fmt.Sprintf("hr%02d", x.i)
+		}
+		return out
+	}
+	all := searchIDs(t, st, "Observation", "patient=p2&code=8867-4&_sort=-date&_count=1000", true)
+	if diff := cmp.Diff(expect(true), all); diff != "" {
+		t.Fatalf("newest first, undated last (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(expect(false), walk(t, st, "patient=p2&code=8867-4&_sort=date&_count=4", func(int) {})); diff != "" {
+		t.Errorf("oldest first, paged (-want +got):\n%s", diff)
 	}
 	for _, n := range []int{1, 3, 7} {
 		t.Run(fmt.Sprintf("count %d", n), func(t *testing.T) {
@@ -1025,6 +1055,77 @@ func testSearchLatestN(t *testing.T, st *fhirstore.Store, _ string) {
 				t.Errorf("paged walk (-want +got):\n%s", diff)
 			}
 		})
+	}
+	// A resource with several dates sorts by its newest (descending) or oldest
+	// (ascending) one, and appears once.
+	err = st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		for id, eff := range map[string][2]any{
+			"ma": {"effectiveTiming", map[string]any{"event": []any{"2025-02-01T10:00:00Z", "2025-02-01T12:00:00Z", "2025-02-01T11:00:00Z", "2025-02-01T12:00:00Z"}}},
+			"mb": {"effectiveDateTime", "2025-02-01T11:30:00Z"},
+			"mc": {"effectiveDateTime", "2025-02-01T12:30:00Z"},
+		} {
+			o := observation("pm", cc("http://loinc.org", "8867-4", ""), "")
+			o[eff[0].(string)] = eff[1]
+			if _, err := tx.CreateWithID(ctx, "Observation", id, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ q, want string }{
+		{"patient=pm&_sort=-date&_count=1", "mc ma mb"},
+		{"patient=pm&_sort=date&_count=1", "ma mb mc"},
+		{"patient=pm&_sort=-date&_count=10", "mc ma mb"},
+	} {
+		if diff := cmp.Diff(strings.Fields(tc.want), walk(t, st, tc.q, func(int) {})); diff != "" {
+			t.Errorf("Observation?%s (-want +got):\n%s", tc.q, diff)
+		}
+	}
+	// Several rows of the parameter (Goal.target is a list; two equal due dates make two
+	// equal rows): still once per resource, by its newest or oldest.
+	err = st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		for id, dues := range map[string][]string{"ga": {"2025-01-01", "2025-06-01", "2025-06-01"}, "gb": {"2025-03-01"}, "gc": {"2025-07-01"}, "gd": nil} {
+			g := map[string]any{"resourceType": "Goal", "lifecycleStatus": "active", "description": map[string]any{"text": id},
+				"subject": map[string]any{"reference": "Patient/pm"}}
+			var targets []any
+			for _, d := range dues {
+				targets = append(targets, map[string]any{"dueDate": d})
+			}
+			if targets != nil {
+				g["target"] = targets
+			}
+			if _, err := tx.CreateWithID(ctx, "Goal", id, g); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ q, want string }{
+		{"patient=pm&_sort=-target-date&_count=1", "gc ga gb gd"},
+		{"patient=pm&_sort=target-date&_count=1", "ga gb gc gd"},
+		{"patient=pm&_sort=-target-date&_count=2", "gc ga gb gd"},
+	} {
+		var got []string
+		cursor := ""
+		for page := 0; page < 10; page++ {
+			res, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Goal", Params: mustQuery(t, tc.q), Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, resultIDs(res.Matches, true)...)
+			if cursor = res.Next; cursor == "" {
+				break
+			}
+		}
+		if diff := cmp.Diff(strings.Fields(tc.want), got); diff != "" {
+			t.Errorf("Goal?%s (-want +got):\n%s", tc.q, diff)
+		}
 	}
 	asc := searchIDs(t, st, "Observation", "patient=p2&code=8867-4&_sort=date&_count=2", true)
 	if diff := cmp.Diff([]string{"hr00", "hr01"}, asc); diff != "" {

@@ -1,0 +1,91 @@
+package fhirstore
+
+import (
+	"context"
+	"strconv"
+)
+
+// orderedByDate reports whether the page of plan is read by pageByDate: on PostgreSQL, a
+// search of one type sorted by one date parameter ("latest N":
+// Observation?patient=X&code=C&_sort=-date&_count=1).
+func (s *Store) orderedByDate(plan *searchPlan) bool {
+	return s.d.name() == "postgres" && len(plan.sorts) == 1 && plan.sorts[0].dateParam != "" &&
+		len(plan.types) == 1 && plan.types[0] != ""
+}
+
+// pageByDate reads a page sorted by one date parameter without computing the sort key of
+// every match. The generic shape (pageSQL) evaluates MAX(high) per matching resource and
+// sorts them all, so "the newest heart rate" costs as much as the patient has readings.
+// Here the key is the idx_date row itself, joined to the resource: the planner can walk
+// idx_date_high (or idx_date_low for ascending) in key order and stop at the page size
+// when the filters match a large share of the rows, or fetch the few matches first and
+// sort them when they are selective; either way the cost follows the page, not the
+// history. A resource with several values of the parameter is represented by the row
+// holding its key (highest high, descending; lowest low, ascending; ties broken by the
+// other bound and the row's physical position), so it appears once.
+//
+// Resources without a value of the parameter sort after all others in both directions
+// (as in pageSQL), in storage order: they are read by a second query only when the dated
+// ones do not fill the page.
+func (s *Store) pageByDate(ctx context.Context, q queryer, where frag, plan *searchPlan, after []string, afterRID int64) ([]pageRow, [][]string, error) {
+	sk := plan.sorts[0]
+	limit := plan.count + 1
+	sentinel := DateMin
+	key, other, op, dir := "high", "low", ">", "DESC"
+	keysetOp := " < ?"
+	if !sk.desc {
+		sentinel = DateMax
+		key, other, op, dir = "low", "high", "<", "ASC"
+		keysetOp = " > ?"
+	}
+	inUndated := false
+	var afterKey int64
+	if after != nil {
+		v, err := keyArg('i', after[0])
+		if err != nil {
+			return nil, nil, badParam("", "invalid page cursor")
+		}
+		afterKey = v.(int64)
+		inUndated = afterKey == sentinel
+	}
+	var rows []pageRow
+	var keys [][]string
+	if !inUndated {
+		// The row of d is the resource's key row when no other row of the same resource
+		// and parameter comes before it in the sort order.
+		sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, d." + key + " AS k0" +
+			" FROM idx_date d JOIN resource r ON r.rid = d.rid" +
+			" WHERE d.type = ? AND d.param = ? AND " + where.sql +
+			" AND NOT EXISTS (SELECT 1 FROM idx_date d2 WHERE d2.rid = d.rid AND d2.param = d.param AND (d2." + key + " " + op + " d." + key +
+			" OR (d2." + key + " = d." + key + " AND (d2." + other + " " + op + " d." + other +
+			" OR (d2." + other + " = d." + other + " AND d2.ctid < d.ctid)))))"
+		args := append([]any{plan.types[0], sk.dateParam}, where.args...)
+		if after != nil {
+			sqlText += " AND (d." + key + keysetOp + " OR (d." + key + " = ? AND r.rid > ?))"
+			args = append(args, afterKey, afterKey, afterRID)
+		}
+		sqlText += " ORDER BY d." + key + " " + dir + ", r.rid LIMIT ?"
+		args = append(args, limit)
+		var err error
+		rows, keys, err = s.pageRows(ctx, q, plan, sqlText, args)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(rows) >= limit {
+			return rows, keys, nil
+		}
+	}
+	sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, CAST(? AS BIGINT) AS k0 FROM resource r WHERE " + where.sql +
+		" AND NOT EXISTS (SELECT 1 FROM idx_date d3 WHERE d3.rid = r.rid AND d3.param = ?)"
+	args := append(append([]any{sentinel}, where.args...), sk.dateParam)
+	if inUndated {
+		sqlText += " AND r.rid > ?"
+		args = append(args, afterRID)
+	}
+	sqlText += " ORDER BY r.rid LIMIT " + strconv.Itoa(limit-len(rows))
+	more, moreKeys, err := s.pageRows(ctx, q, plan, sqlText, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(rows, more...), append(keys, moreKeys...), nil
+}
