@@ -2,6 +2,7 @@ package fhirstore
 
 import (
 	"context"
+	"regexp"
 	"strconv"
 )
 
@@ -51,14 +52,40 @@ func (s *Store) pageByDate(ctx context.Context, q queryer, where frag, plan *sea
 	var rows []pageRow
 	var keys [][]string
 	if !inUndated {
+		if idxWhere, ok := indexOnlyWhere(plan.where); ok {
+			// Every filter is on the index tables: pick the page's rids from them and
+			// read only those resources (a deleted resource has no index rows).
+			sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, k.k0 FROM (SELECT d.rid, d." + key + " AS k0" +
+				" FROM idx_date d WHERE d.type = ? AND d.param = ?"
+			args := []any{plan.types[0], sk.dateParam}
+			if !idxWhere.empty() {
+				sqlText += " AND " + idxWhere.sql
+				args = append(args, idxWhere.args...)
+			}
+			sqlText += " AND " + firstRowCond(key, other, op)
+			if after != nil {
+				sqlText += " AND (d." + key + keysetOp + " OR (d." + key + " = ? AND d.rid > ?))"
+				args = append(args, afterKey, afterKey, afterRID)
+			}
+			sqlText += " ORDER BY d." + key + " " + dir + ", d.rid LIMIT ?) k JOIN resource r ON r.rid = k.rid ORDER BY k.k0 " + dir + ", r.rid"
+			args = append(args, limit)
+			var err error
+			rows, keys, err = s.pageRows(ctx, q, plan, sqlText, args)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(rows) >= limit {
+				return rows, keys, nil
+			}
+			return s.pageUndated(ctx, q, where, plan, sentinel, false, afterRID, limit, rows, keys)
+		}
+
 		// The row of d is the resource's key row when no other row of the same resource
 		// and parameter comes before it in the sort order.
 		sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, d." + key + " AS k0" +
 			" FROM idx_date d JOIN resource r ON r.rid = d.rid" +
 			" WHERE d.type = ? AND d.param = ? AND " + where.sql +
-			" AND NOT EXISTS (SELECT 1 FROM idx_date d2 WHERE d2.rid = d.rid AND d2.param = d.param AND (d2." + key + " " + op + " d." + key +
-			" OR (d2." + key + " = d." + key + " AND (d2." + other + " " + op + " d." + other +
-			" OR (d2." + other + " = d." + other + " AND d2.ctid < d.ctid)))))"
+			" AND " + firstRowCond(key, other, op)
 		args := append([]any{plan.types[0], sk.dateParam}, where.args...)
 		if after != nil {
 			sqlText += " AND (d." + key + keysetOp + " OR (d." + key + " = ? AND r.rid > ?))"
@@ -75,6 +102,13 @@ func (s *Store) pageByDate(ctx context.Context, q queryer, where frag, plan *sea
 			return rows, keys, nil
 		}
 	}
+	return s.pageUndated(ctx, q, where, plan, sentinel, inUndated, afterRID, limit, rows, keys)
+}
+
+// pageUndated appends to rows (the dated matches of a page) the matches without a value
+// of the sort parameter, in storage order, up to limit rows in all.
+func (s *Store) pageUndated(ctx context.Context, q queryer, where frag, plan *searchPlan, sentinel int64, inUndated bool, afterRID int64, limit int, rows []pageRow, keys [][]string) ([]pageRow, [][]string, error) {
+	sk := plan.sorts[0]
 	sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, CAST(? AS BIGINT) AS k0 FROM resource r WHERE " + where.sql +
 		" AND NOT EXISTS (SELECT 1 FROM idx_date d3 WHERE d3.rid = r.rid AND d3.param = ?)"
 	args := append(append([]any{sentinel}, where.args...), sk.dateParam)
@@ -88,4 +122,38 @@ func (s *Store) pageByDate(ctx context.Context, q queryer, where frag, plan *sea
 		return nil, nil, err
 	}
 	return append(rows, more...), append(keys, moreKeys...), nil
+}
+
+// firstRowCond holds for the idx_date row d that gives its resource's sort key: no other
+// row of the same resource and parameter comes before it (op is ">" for the highest high,
+// "<" for the lowest low; ties go to the other bound, then to the physical position).
+func firstRowCond(key, other, op string) string {
+	return "NOT EXISTS (SELECT 1 FROM idx_date d2 WHERE d2.rid = d.rid AND d2.param = d.param AND (d2." + key + " " + op + " d." + key +
+		" OR (d2." + key + " = d." + key + " AND (d2." + other + " " + op + " d." + other +
+		" OR (d2." + other + " = d." + other + " AND d2.ctid < d.ctid)))))"
+}
+
+var (
+	outerRID = regexp.MustCompile(`\br\.rid\b`)
+	outerCol = regexp.MustCompile(`\br\.`)
+)
+
+// indexOnlyWhere rewrites the conditions of a one-type search onto the idx_date row d when
+// they only test r.rid against the index tables: the live and type conditions are implied
+// by d (index rows exist only for live resources, and d.type is the searched type).
+// ok is false when a condition reads another column of the resource (_id,
+// _lastUpdated, a compartment).
+func indexOnlyWhere(where []frag) (frag, bool) {
+	var out []frag
+	for _, w := range where {
+		if w.sql == "r.deleted = 0" || w.sql == "r.type = ?" {
+			continue
+		}
+		sql := outerRID.ReplaceAllString(w.sql, "d.rid")
+		if outerCol.MatchString(sql) {
+			return frag{}, false
+		}
+		out = append(out, frag{sql, w.args})
+	}
+	return joinFrags(" AND ", out), true
 }

@@ -1045,6 +1045,10 @@ func testSearchLatestN(t *testing.T, st *fhirstore.Store, _ string) {
 	if diff := cmp.Diff(expect(false), walk(t, st, "patient=p2&code=8867-4&_sort=date&_count=4", func(int) {})); diff != "" {
 		t.Errorf("oldest first, paged (-want +got):\n%s", diff)
 	}
+	// A condition on the resource row itself (_lastUpdated) takes the joined form.
+	if diff := cmp.Diff(expect(true), walk(t, st, "patient=p2&code=8867-4&_lastUpdated=gt2000-01-01&_sort=-date&_count=7", func(int) {})); diff != "" {
+		t.Errorf("newest first with _lastUpdated, paged (-want +got):\n%s", diff)
+	}
 	for _, n := range []int{1, 3, 7} {
 		t.Run(fmt.Sprintf("count %d", n), func(t *testing.T) {
 			q := fmt.Sprintf("patient=p2&code=8867-4&_sort=-date&_count=%d", n)
