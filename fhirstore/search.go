@@ -139,8 +139,13 @@ func (b *qb) ridIn(a string, negate bool, col, from string, args []any) frag {
 	}
 	// The row is found by rid: a type condition (redundant once rid is known) would make
 	// SQLite prefer the (type, param, value) index and scan it; keep its argument.
+	// PostgreSQL keeps it: with the type, the (type, param, value..., rid) index answers
+	// the probe by itself.
 	alias := col[:strings.IndexByte(col, '.')]
-	cond := strings.Replace(from[k+len(" WHERE "):], alias+".type = ?", "CAST(? AS TEXT) <> ''", 1)
+	cond := from[k+len(" WHERE "):]
+	if b.s == nil || b.s.d.name() != "postgres" {
+		cond = strings.Replace(cond, alias+".type = ?", "CAST(? AS TEXT) <> ''", 1)
+	}
 	b.correlated[f.sql] = not + "EXISTS (SELECT 1 " + from[:k] + " WHERE " + col + " = " + a + ".rid AND " + cond + ")"
 	return f
 }
