@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -208,27 +210,7 @@ func (s *Store) LastN(ctx context.Context, patient string, codes []string, max i
 		max = MaxPageSize
 	}
 	if len(codes) == 0 {
-		rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT t.system, t.code, MIN(t.rid) FROM idx_token t
-			WHERE t.type = 'Observation' AND t.param = 'code' AND t.code <> '' AND t.rid IN (
-				SELECT p.rid FROM idx_reference p JOIN resource r ON r.rid = p.rid
-				WHERE p.type = 'Observation' AND p.param = 'patient' AND p.target_type = 'Patient' AND p.target_id = ? AND r.deleted = 0)
-			GROUP BY t.system, t.code ORDER BY MIN(t.rid)`), patient)
-		if err != nil {
-			return nil, fmt.Errorf("fhirstore: lastn codes: %w", err)
-		}
-		for rows.Next() {
-			var sys, code string
-			var first int64
-			if err := rows.Scan(&sys, &code, &first); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("fhirstore: lastn codes: %w", err)
-			}
-			codes = append(codes, strings.ReplaceAll(sys, "|", `\|`)+"|"+strings.ReplaceAll(code, ",", `\,`))
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("fhirstore: lastn codes: %w", err)
-		}
+		return s.lastNAllCodes(ctx, patient, max)
 	}
 	seen := map[string]bool{}
 	var out []*Resource
@@ -330,4 +312,113 @@ func everythingHash(patientID string, since time.Time, types []string) uint64 {
 		h *= 1099511628211
 	}
 	return h
+}
+
+// lastNAllCodes is LastN over every code of the patient's Observations. Instead of one
+// search per code (each walking the patient's whole history), it reads the patient's
+// code and date index rows once, picks the newest max per code in memory and reads only
+// those resources. The answer is the one the per-code searches give: codes in order of
+// first appearance, newest first (the latest end of the effective time; undated last;
+// ties by storage order), an Observation listed once, under its first code.
+func (s *Store) lastNAllCodes(ctx context.Context, patient string, max int) ([]*Resource, error) {
+	const ofPatient = `SELECT p.rid FROM idx_reference p WHERE p.type = 'Observation' AND p.param = 'patient' AND p.target_type = 'Patient' AND p.target_id = ?`
+	keys := map[int64]int64{}
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT d.rid, MAX(d.high) FROM idx_date d WHERE d.param = 'date' AND d.type = 'Observation' AND d.rid IN (`+ofPatient+`) GROUP BY d.rid`), patient)
+	if err != nil {
+		return nil, fmt.Errorf("fhirstore: lastn dates: %w", err)
+	}
+	for rows.Next() {
+		var rid, high int64
+		if err := rows.Scan(&rid, &high); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("fhirstore: lastn dates: %w", err)
+		}
+		keys[rid] = high
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("fhirstore: lastn dates: %w", err)
+	}
+	type entry struct{ rid, key int64 }
+	type group struct {
+		first   int64
+		entries []entry
+	}
+	groups := map[[2]string]*group{}
+	rows, err = s.db.QueryContext(ctx, s.d.rebind(`SELECT t.system, t.code, t.rid FROM idx_token t
+		WHERE t.type = 'Observation' AND t.param = 'code' AND t.code <> '' AND t.rid IN (`+ofPatient+`)`), patient)
+	if err != nil {
+		return nil, fmt.Errorf("fhirstore: lastn codes: %w", err)
+	}
+	for rows.Next() {
+		var sys, code string
+		var rid int64
+		if err := rows.Scan(&sys, &code, &rid); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("fhirstore: lastn codes: %w", err)
+		}
+		k := [2]string{sys, code}
+		g := groups[k]
+		if g == nil {
+			g = &group{first: rid}
+			groups[k] = g
+		}
+		g.first = min(g.first, rid)
+		key, ok := keys[rid]
+		if !ok {
+			key = DateMin
+		}
+		// A resource coded twice with the same coding counts once.
+		if !slices.ContainsFunc(g.entries, func(e entry) bool { return e.rid == rid }) {
+			g.entries = append(g.entries, entry{rid, key})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("fhirstore: lastn codes: %w", err)
+	}
+	ordered := make([]*group, 0, len(groups))
+	for _, g := range groups {
+		ordered = append(ordered, g)
+	}
+	sort.Slice(ordered, func(i, j int) bool { return ordered[i].first < ordered[j].first })
+	var pick []int64
+	seen := map[int64]bool{}
+	for _, g := range ordered {
+		sort.Slice(g.entries, func(i, j int) bool {
+			a, b := g.entries[i], g.entries[j]
+			if a.key != b.key {
+				return a.key > b.key
+			}
+			return a.rid < b.rid
+		})
+		for _, e := range g.entries[:min(max, len(g.entries))] {
+			if !seen[e.rid] {
+				seen[e.rid] = true
+				pick = append(pick, e.rid)
+			}
+		}
+	}
+	if len(pick) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(pick))
+	for i, rid := range pick {
+		args[i] = rid
+	}
+	found, err := s.fetch(ctx, s.db, "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE r.deleted = 0 AND r.rid IN ("+placeholders(len(args))+")", args)
+	if err != nil {
+		return nil, err
+	}
+	byRID := make(map[int64]*Resource, len(found))
+	for _, f := range found {
+		byRID[f.rid] = f.res
+	}
+	out := make([]*Resource, 0, len(pick))
+	for _, rid := range pick {
+		if r := byRID[rid]; r != nil {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }

@@ -704,6 +704,46 @@ func testSearchEverything(t *testing.T, st *fhirstore.Store, _ string) {
 }
 
 func testSearchLastN(t *testing.T, st *fhirstore.Store, _ string) {
+	// Every code (no codes given) answers as the per-code searches over the patient's
+	// codes in order of first appearance would, undated readings and duplicates included.
+	err := st.InTx(context.Background(), func(tx *fhirstore.Tx) error {
+		for i, eff := range []string{"2024-01-09T00:00:00Z", "", "2024-01-09T00:00:00Z"} {
+			o := observation("p2", cc("http://loinc.org", "8310-5", ""), eff)
+			o["id"] = fmt.Sprintf("t%d", i)
+			if _, err := tx.CreateWithID(context.Background(), "Observation", o["id"].(string), o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loinc := func(codes ...string) []string {
+		for i, c := range codes {
+			codes[i] = "http://loinc.org|" + c
+		}
+		return codes
+	}
+	for _, pc := range []struct {
+		patient string
+		codes   []string
+	}{{"p1", loinc("8867-4", "8310-5", "2339-0")}, {"p2", loinc("8310-5", "85354-9", "2339-0")}} {
+		for max := 1; max <= 4; max++ {
+			want, err := st.LastN(context.Background(), pc.patient, pc.codes, max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.LastN(context.Background(), pc.patient, nil, max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(resultIDs(want, true), resultIDs(got, true)); diff != "" {
+				t.Errorf("$lastn %s max=%d, every code vs the codes listed (-want +got):\n%s", pc.patient, max, diff)
+			}
+		}
+	}
+
 	tests := []struct {
 		name  string
 		codes []string
