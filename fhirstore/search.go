@@ -276,7 +276,7 @@ func (s *Store) search(ctx context.Context, q queryer, req SearchRequest) (*Sear
 	res := &SearchResult{SelfParams: plan.self, Issues: plan.issues, Summary: plan.summary, Elements: plan.elements, Count: plan.count}
 	where := joinFrags(" AND ", plan.where)
 	if plan.total == "accurate" || plan.total == "estimate" || plan.summary == "count" {
-		n, err := s.count(ctx, q, where)
+		n, err := s.count(ctx, q, where, plan)
 		if err != nil {
 			return nil, err
 		}
@@ -1472,9 +1472,13 @@ type pageRow struct {
 	res *Resource
 }
 
-func (s *Store) count(ctx context.Context, q queryer, where frag) (int, error) {
+func (s *Store) count(ctx context.Context, q queryer, where frag, plan *searchPlan) (int, error) {
 	var n int
-	if err := q.QueryRowContext(ctx, s.d.rebind("SELECT COUNT(*) FROM resource r WHERE "+where.sql), where.args...).Scan(&n); err != nil {
+	sqlText, args := "SELECT COUNT(*) FROM resource r WHERE "+where.sql, where.args
+	if f, ok := indexOnlyCount(plan); ok {
+		sqlText, args = f.sql, f.args
+	}
+	if err := q.QueryRowContext(ctx, s.d.rebind(sqlText), args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("fhirstore: search count: %w", err)
 	}
 	return n, nil

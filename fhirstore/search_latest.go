@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // orderedByDate reports whether the page of plan is read by pageByDate: on PostgreSQL, a
@@ -156,4 +157,50 @@ func indexOnlyWhere(where []frag) (frag, bool) {
 		out = append(out, frag{sql, w.args})
 	}
 	return joinFrags(" AND ", out), true
+}
+
+// indexOnlyCount counts the matches of a one-type search without reading resource rows
+// when every condition is on the index tables (see indexOnlyWhere) and the first one
+// selects rows of the searched type: the distinct rids of the first condition's index
+// rows, filtered by the others. Observation?code=8867-4&_summary=count over a million
+// readings is then an index-only scan instead of a probe of every matching resource.
+func indexOnlyCount(plan *searchPlan) (frag, bool) {
+	if len(plan.types) != 1 || plan.types[0] == "" {
+		return frag{}, false
+	}
+	var rest []frag
+	for _, w := range plan.where {
+		if w.sql == "r.deleted = 0" || w.sql == "r.type = ?" || w.sql == "r.type || '' = ?" {
+			continue
+		}
+		rest = append(rest, w)
+	}
+	if len(rest) == 0 {
+		return frag{}, false
+	}
+	first := rest[0]
+	const head = "r.rid IN (SELECT "
+	if !strings.HasPrefix(first.sql, head) || !strings.HasSuffix(first.sql, ")") {
+		return frag{}, false
+	}
+	inner := first.sql[len(head) : len(first.sql)-1]
+	col, from, ok := strings.Cut(inner, " FROM ")
+	if !ok || strings.ContainsAny(col, " (") {
+		return frag{}, false
+	}
+	alias, _, _ := strings.Cut(col, ".")
+	// The first condition's rows must be of the searched type (indexFrom's shape).
+	if _, cond, ok := strings.Cut(from, " WHERE "); !ok || !strings.HasPrefix(cond, alias+".type = ? AND ") {
+		return frag{}, false
+	}
+	others, ok := indexOnlyWhere(rest[1:])
+	if !ok {
+		return frag{}, false
+	}
+	f := frag{"SELECT COUNT(*) FROM (SELECT DISTINCT " + col + " AS rid FROM " + from + ") d", first.args}
+	if !others.empty() {
+		f.sql += " WHERE " + others.sql
+		f.args = append(append([]any{}, f.args...), others.args...)
+	}
+	return f, true
 }

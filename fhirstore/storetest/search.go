@@ -999,6 +999,23 @@ func testSearchRegressions(t *testing.T, st *fhirstore.Store, _ string) {
 			}
 		})
 	}
+	// _summary=count agrees with the matches, whichever way the count is computed.
+	for _, q := range []string{
+		"code=8867-4", "code=http://loinc.org|8867-4,8310-5", "patient=p1&code=8867-4", "code=8867-4&date=ge2024-01-02",
+		"code:not=8867-4", "patient.gender=male", "_id=o1,o2&code=8867-4", "subject:Patient.name=anna&code=8310-5",
+		"_has:Provenance:target:agent=Device/d1", "value-quantity=gt60||/min&code=8867-4", "code-value-date:missing=false",
+	} {
+		t.Run("count "+q, func(t *testing.T) {
+			res, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: mustQuery(t, q+"&_summary=count")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := len(searchIDs(t, st, "Observation", q+"&_count=1000", false))
+			if res.Total == nil || *res.Total != want {
+				t.Errorf("Observation?%s&_summary=count = %v, want %d", q, res.Total, want)
+			}
+		})
+	}
 	t.Run("everything _type limits included", func(t *testing.T) {
 		res, err := st.Everything(ctx, "p1", time.Time{}, []string{"Observation"}, 100, "")
 		if err != nil {
