@@ -1490,6 +1490,11 @@ func (s *Store) page(ctx context.Context, q queryer, where frag, plan *searchPla
 	if s.orderedByDate(plan) {
 		return s.pageByDate(ctx, q, where, plan, after, afterRID)
 	}
+	if len(plan.sorts) == 0 && s.d.name() == "postgres" {
+		if sqlText, args, ok := pageIndexOnly(plan, afterRID); ok {
+			return s.pageRows(ctx, q, plan, sqlText, args)
+		}
+	}
 	sqlText, args, err := pageSQL(where, plan, after, afterRID)
 	if err != nil {
 		return nil, nil, err

@@ -160,13 +160,49 @@ func indexOnlyWhere(where []frag) (frag, bool) {
 }
 
 // indexOnlyCount counts the matches of a one-type search without reading resource rows
-// when every condition is on the index tables (see indexOnlyWhere) and the first one
-// selects rows of the searched type: the distinct rids of the first condition's index
-// rows, filtered by the others. Observation?code=8867-4&_summary=count over a million
-// readings is then an index-only scan instead of a probe of every matching resource.
+// (see indexOnlyRIDs). Observation?code=8867-4&_summary=count over a million readings is
+// then an index-only scan instead of a probe of every matching resource.
 func indexOnlyCount(plan *searchPlan) (frag, bool) {
-	if len(plan.types) != 1 || plan.types[0] == "" {
+	rids, cond, ok := indexOnlyRIDs(plan)
+	if !ok {
 		return frag{}, false
+	}
+	f := frag{"SELECT COUNT(*) FROM " + rids.sql, rids.args}
+	if !cond.empty() {
+		f.sql += " WHERE " + cond.sql
+		f.args = append(append([]any{}, f.args...), cond.args...)
+	}
+	return f, true
+}
+
+// pageIndexOnly is the page query of an unsorted one-type search whose conditions are
+// all on the index tables (PostgreSQL): the page's rids are picked from the index rows and
+// only those resources are read, instead of reading every candidate resource (a
+// patient's whole history) to test the other conditions.
+func pageIndexOnly(plan *searchPlan, afterRID int64) (string, []any, bool) {
+	rids, cond, ok := indexOnlyRIDs(plan)
+	if !ok {
+		return "", nil, false
+	}
+	args := append([]any{}, rids.args...)
+	sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body FROM (SELECT d.rid FROM " + rids.sql + " WHERE d.rid > ?"
+	args = append(args, afterRID)
+	if !cond.empty() {
+		sqlText += " AND " + cond.sql
+		args = append(args, cond.args...)
+	}
+	sqlText += " ORDER BY d.rid LIMIT ?) k JOIN resource r ON r.rid = k.rid ORDER BY r.rid"
+	args = append(args, plan.count+1)
+	return sqlText, args, true
+}
+
+// indexOnlyRIDs applies when every condition of a one-type search is on the index tables
+// (see indexOnlyWhere) and the first one selects index rows of the searched type. rids
+// is "(SELECT DISTINCT <rid> AS rid FROM <first condition's rows>) d" and cond the other
+// conditions on d.rid.
+func indexOnlyRIDs(plan *searchPlan) (rids, cond frag, ok bool) {
+	if len(plan.types) != 1 || plan.types[0] == "" {
+		return frag{}, frag{}, false
 	}
 	var rest []frag
 	for _, w := range plan.where {
@@ -176,31 +212,26 @@ func indexOnlyCount(plan *searchPlan) (frag, bool) {
 		rest = append(rest, w)
 	}
 	if len(rest) == 0 {
-		return frag{}, false
+		return frag{}, frag{}, false
 	}
 	first := rest[0]
 	const head = "r.rid IN (SELECT "
 	if !strings.HasPrefix(first.sql, head) || !strings.HasSuffix(first.sql, ")") {
-		return frag{}, false
+		return frag{}, frag{}, false
 	}
 	inner := first.sql[len(head) : len(first.sql)-1]
-	col, from, ok := strings.Cut(inner, " FROM ")
-	if !ok || strings.ContainsAny(col, " (") {
-		return frag{}, false
+	col, from, found := strings.Cut(inner, " FROM ")
+	if !found || strings.ContainsAny(col, " (") {
+		return frag{}, frag{}, false
 	}
 	alias, _, _ := strings.Cut(col, ".")
 	// The first condition's rows must be of the searched type (indexFrom's shape).
-	if _, cond, ok := strings.Cut(from, " WHERE "); !ok || !strings.HasPrefix(cond, alias+".type = ? AND ") {
-		return frag{}, false
+	if _, c, found := strings.Cut(from, " WHERE "); !found || !strings.HasPrefix(c, alias+".type = ? AND ") {
+		return frag{}, frag{}, false
 	}
-	others, ok := indexOnlyWhere(rest[1:])
-	if !ok {
-		return frag{}, false
+	others, found := indexOnlyWhere(rest[1:])
+	if !found {
+		return frag{}, frag{}, false
 	}
-	f := frag{"SELECT COUNT(*) FROM (SELECT DISTINCT " + col + " AS rid FROM " + from + ") d", first.args}
-	if !others.empty() {
-		f.sql += " WHERE " + others.sql
-		f.args = append(append([]any{}, f.args...), others.args...)
-	}
-	return f, true
+	return frag{"(SELECT DISTINCT " + col + " AS rid FROM " + from + ") d", first.args}, others, true
 }
