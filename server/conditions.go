@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/vigil-health/vigil/fhirstore"
 )
@@ -71,55 +70,4 @@ func (s *Server) match(ctx context.Context, tx *fhirstore.Tx, typ string, q url.
 		ids = append(ids, "") // more than one page: callers only compare the count
 	}
 	return ids, nil
-}
-
-// parseToken reads a token search value: code, system|code, |code or system|.
-func parseToken(param, v string) fhirstore.TokenMatch {
-	sys, code, ok := cutUnescaped(v, '|')
-	if !ok {
-		return fhirstore.TokenMatch{Param: param, Code: unescape(v)}
-	}
-	return fhirstore.TokenMatch{Param: param, System: unescape(sys), SystemSet: true, Code: unescape(code)}
-}
-
-// cutUnescaped splits s at the first sep not preceded by a backslash (FHIR search escaping).
-func cutUnescaped(s string, sep byte) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' {
-			i++
-			continue
-		}
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func intersect(a, b []string) []string {
-	set := make(map[string]bool, len(b))
-	for _, x := range b {
-		set[x] = true
-	}
-	var out []string
-	for _, x := range a {
-		if set[x] {
-			out = append(out, x)
-		}
-	}
-	return out
 }

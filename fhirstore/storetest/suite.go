@@ -321,11 +321,11 @@ func testFindByIdentifier(t *testing.T, st *fhirstore.Store, _ string) {
 	ctx := context.Background()
 	a := create(t, st, obs("1", "urn:sys", "A1", "urn:other", "X"))
 	create(t, st, obs("1", "urn:sys2", "A1"))
-	find := func(tok fhirstore.TokenMatch, ids ...string) []string {
+	find := func(system string, systemSet bool, value string) []string {
 		var out []string
 		st.InTx(ctx, func(tx *fhirstore.Tx) error {
 			var err error
-			out, err = tx.FindIDs(ctx, "Observation", ids, []fhirstore.TokenMatch{tok}, 10)
+			out, err = tx.MatchIdentifier(ctx, "Observation", system, systemSet, value, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -334,30 +334,30 @@ func testFindByIdentifier(t *testing.T, st *fhirstore.Store, _ string) {
 		return out
 	}
 	tests := []struct {
-		name string
-		tok  fhirstore.TokenMatch
-		ids  []string
-		want int
+		name      string
+		system    string
+		systemSet bool
+		value     string
+		want      int
 	}{
-		{"system and value", fhirstore.TokenMatch{Param: "identifier", System: "urn:sys", SystemSet: true, Code: "A1"}, nil, 1},
-		{"value in any system", fhirstore.TokenMatch{Param: "identifier", Code: "A1"}, nil, 2},
-		{"no system", fhirstore.TokenMatch{Param: "identifier", SystemSet: true, Code: "A1"}, nil, 0},
-		{"other value", fhirstore.TokenMatch{Param: "identifier", Code: "X"}, nil, 1},
-		{"with id", fhirstore.TokenMatch{Param: "identifier", Code: "A1"}, []string{a.ID}, 1},
-		{"missing", fhirstore.TokenMatch{Param: "identifier", Code: "nope"}, nil, 0},
+		{"system and value", "urn:sys", true, "A1", 1},
+		{"value in any system", "", false, "A1", 2},
+		{"no system", "", true, "A1", 0},
+		{"other value", "", false, "X", 1},
+		{"missing", "", false, "nope", 0},
 	}
 	for _, tc := range tests {
-		if got := find(tc.tok, tc.ids...); len(got) != tc.want {
+		if got := find(tc.system, tc.systemSet, tc.value); len(got) != tc.want {
 			t.Errorf("%s: %d matches, want %d", tc.name, len(got), tc.want)
 		}
 	}
 	// Updates replace index rows; deletes remove them.
 	put(st, "Observation", a.ID, obs("1", "urn:sys", "B2"), 0)
-	if got := find(fhirstore.TokenMatch{Param: "identifier", Code: "X"}); len(got) != 0 {
+	if got := find("", false, "X"); len(got) != 0 {
 		t.Errorf("old identifier still found after update")
 	}
 	st.InTx(ctx, func(tx *fhirstore.Tx) error { _, err := tx.Delete(ctx, "Observation", a.ID, nil); return err })
-	if got := find(fhirstore.TokenMatch{Param: "identifier", Code: "B2"}); len(got) != 0 {
+	if got := find("", false, "B2"); len(got) != 0 {
 		t.Errorf("deleted resource still found")
 	}
 }
