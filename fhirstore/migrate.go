@@ -56,6 +56,7 @@ var migrations = []migration{
 	}},
 	{2, "search index tables", searchIndexDDL},
 	{3, "inbound message log and outbox", append(append([]string{}, messageLogDDL...), outboxDDL...)},
+	{4, "covering date index by rid", searchIndexDDL4},
 }
 
 // SchemaVersion is the newest schema version this build knows.

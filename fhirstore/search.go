@@ -139,11 +139,14 @@ func (b *qb) ridIn(a string, negate bool, col, from string, args []any) frag {
 	}
 	// The row is found by rid: a type condition (redundant once rid is known) would make
 	// SQLite prefer the (type, param, value) index and scan it; keep its argument.
-	// PostgreSQL keeps it: with the type, the (type, param, value..., rid) index answers
-	// the probe by itself.
+	// PostgreSQL keeps it for tokens and references: with the type, the (type, param,
+	// value..., rid) index answers the probe by itself. Other tables are probed by rid
+	// (idx_date_rid covers the bounds).
 	alias := col[:strings.IndexByte(col, '.')]
 	cond := from[k+len(" WHERE "):]
-	if b.s == nil || b.s.d.name() != "postgres" {
+	keepType := b.s != nil && b.s.d.name() == "postgres" &&
+		(strings.HasPrefix(from, "FROM idx_token ") || strings.HasPrefix(from, "FROM idx_reference "))
+	if !keepType {
 		cond = strings.Replace(cond, alias+".type = ?", "CAST(? AS TEXT) <> ''", 1)
 	}
 	b.correlated[f.sql] = not + "EXISTS (SELECT 1 " + from[:k] + " WHERE " + col + " = " + a + ".rid AND " + cond + ")"

@@ -87,6 +87,15 @@ var searchIndexDDL = []string{
 	`CREATE INDEX idx_uri_rid ON idx_uri (rid)`,
 }
 
+// searchIndexDDL4 is migration 4: idx_date_rid carries the bounds, so the per-resource
+// date probes of patient-scoped searches (is this reading in the window? what is its
+// sort key?) are answered from the index alone on PostgreSQL instead of one heap page
+// per reading. It replaces the (rid, param) index: still one B-tree per create.
+var searchIndexDDL4 = []string{
+	`DROP INDEX idx_date_rid`,
+	`CREATE INDEX idx_date_rid ON idx_date (rid, param, high, low)`,
+}
+
 // SchemaFingerprint is a short hash of every migration's version, name and DDL text. Two
 // builds with the same fingerprint create the same schema, so a database migrated by one
 // (a test template, say) can stand in for the other; a changed step changes it even when
