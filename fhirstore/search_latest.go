@@ -15,16 +15,14 @@ func (s *Store) orderedByDate(plan *searchPlan) bool {
 		len(plan.types) == 1 && plan.types[0] != ""
 }
 
-// pageByDate reads a page sorted by one date parameter without computing the sort key of
-// every match. The generic shape (pageSQL) evaluates MAX(high) per matching resource and
-// sorts them all, so "the newest heart rate" costs as much as the patient has readings.
-// Here the key is the idx_date row itself, joined to the resource: the planner can walk
-// idx_date_high (or idx_date_low for ascending) in key order and stop at the page size
-// when the filters match a large share of the rows, or fetch the few matches first and
-// sort them when they are selective; either way the cost follows the page, not the
-// history. A resource with several values of the parameter is represented by the row
-// holding its key (highest high, descending; lowest low, ascending; ties broken by the
-// other bound and the row's physical position), so it appears once.
+// pageByDate reads a page sorted by one date parameter without reading every match. The
+// generic shape (pageSQL) reads each matching resource row and evaluates its sort key
+// with a subquery, so "the newest heart rate" costs a heap page per reading the patient
+// has. Here, when every condition is on the index tables, the candidates' keys come from
+// the covering idx_date_rid and only the page's resources are read; otherwise the idx_date
+// row is joined to the resource and stands for its key (the row holding the highest high,
+// descending, or lowest low, ascending; ties broken by the other bound and the row's
+// physical position), so a resource still appears once.
 //
 // Resources without a value of the parameter sort after all others in both directions
 // (as in pageSQL), in storage order: they are read by a second query only when the dated
@@ -53,22 +51,29 @@ func (s *Store) pageByDate(ctx context.Context, q queryer, where frag, plan *sea
 	var rows []pageRow
 	var keys [][]string
 	if !inUndated {
-		if idxWhere, ok := indexOnlyWhere(plan.where); ok {
-			// Every filter is on the index tables: pick the page's rids from them and
-			// read only those resources (a deleted resource has no index rows).
-			sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, k.k0 FROM (SELECT d.rid, d." + key + " AS k0" +
-				" FROM idx_date d WHERE d.type = ? AND d.param = ?"
-			args := []any{plan.types[0], sk.dateParam}
-			if !idxWhere.empty() {
-				sqlText += " AND " + idxWhere.sql
-				args = append(args, idxWhere.args...)
+		if rids, cond, ok := indexOnlyRIDs(plan); ok {
+			// Every condition is on the index tables and the first one is of the
+			// searched type: the sort key of each candidate comes from the covering
+			// idx_date_rid, the page's rids are picked from the index alone and only
+			// those resources are read (a deleted resource has no index rows).
+			agg := "MAX"
+			if !sk.desc {
+				agg = "MIN"
 			}
-			sqlText += " AND " + firstRowCond(key, other, op)
+			sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, k.k0 FROM (SELECT dd.rid, " + agg + "(dd." + key + ") AS k0 FROM " + rids.sql +
+				" JOIN idx_date dd ON dd.rid = d.rid AND dd.param = ?"
+			args := append(append([]any{}, rids.args...), sk.dateParam)
+			if !cond.empty() {
+				sqlText += " WHERE " + cond.sql
+				args = append(args, cond.args...)
+			}
+			sqlText += " GROUP BY dd.rid"
 			if after != nil {
-				sqlText += " AND (d." + key + keysetOp + " OR (d." + key + " = ? AND d.rid > ?))"
+				m := agg + "(dd." + key + ")"
+				sqlText += " HAVING (" + m + keysetOp + " OR (" + m + " = ? AND dd.rid > ?))"
 				args = append(args, afterKey, afterKey, afterRID)
 			}
-			sqlText += " ORDER BY d." + key + " " + dir + ", d.rid LIMIT ?) k JOIN resource r ON r.rid = k.rid ORDER BY k.k0 " + dir + ", r.rid"
+			sqlText += " ORDER BY k0 " + dir + ", dd.rid LIMIT ?) k JOIN resource r ON r.rid = k.rid ORDER BY k.k0 " + dir + ", r.rid"
 			args = append(args, limit)
 			var err error
 			rows, keys, err = s.pageRows(ctx, q, plan, sqlText, args)
@@ -80,7 +85,6 @@ func (s *Store) pageByDate(ctx context.Context, q queryer, where frag, plan *sea
 			}
 			return s.pageUndated(ctx, q, where, plan, sentinel, false, afterRID, limit, rows, keys)
 		}
-
 		// The row of d is the resource's key row when no other row of the same resource
 		// and parameter comes before it in the sort order.
 		sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, d." + key + " AS k0" +
