@@ -323,7 +323,7 @@ func everythingHash(patientID string, since time.Time, types []string) uint64 {
 func (s *Store) lastNAllCodes(ctx context.Context, patient string, max int) ([]*Resource, error) {
 	const ofPatient = `SELECT p.rid FROM idx_reference p WHERE p.type = 'Observation' AND p.param = 'patient' AND p.target_type = 'Patient' AND p.target_id = ?`
 	keys := map[int64]int64{}
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT d.rid, MAX(d.high) FROM idx_date d WHERE d.param = 'date' AND d.type = 'Observation' AND d.rid IN (`+ofPatient+`) GROUP BY d.rid`), patient)
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT d.rid, MAX(d.high) FROM idx_date d WHERE d.param = 'date' AND d.rid IN (`+ofPatient+`) GROUP BY d.rid`), patient)
 	if err != nil {
 		return nil, fmt.Errorf("fhirstore: lastn dates: %w", err)
 	}
