@@ -57,6 +57,7 @@ var migrations = []migration{
 	{2, "search index tables", searchIndexDDL},
 	{3, "inbound message log and outbox", append(append([]string{}, messageLogDDL...), outboxDDL...)},
 	{4, "covering date index by rid", searchIndexDDL4},
+	{5, "token index: rid before system", searchIndexDDL5},
 }
 
 // SchemaVersion is the newest schema version this build knows.

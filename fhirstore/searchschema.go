@@ -96,6 +96,16 @@ var searchIndexDDL4 = []string{
 	`CREATE INDEX idx_date_rid ON idx_date (rid, param, high, low)`,
 }
 
+// searchIndexDDL5 is migration 5: idx_token_code puts rid before system. A token without a
+// system (code=8867-4, category=vital-signs), the usual form, then probes a candidate
+// resource in the index alone (type, param, code, rid), instead of fetching its token rows
+// through idx_token_rid; with a system the probe is the same index range plus one column.
+// Same number of B-trees.
+var searchIndexDDL5 = []string{
+	`DROP INDEX idx_token_code`,
+	`CREATE INDEX idx_token_code ON idx_token (type, param, code, rid, system)`,
+}
+
 // SchemaFingerprint is a short hash of every migration's version, name and DDL text. Two
 // builds with the same fingerprint create the same schema, so a database migrated by one
 // (a test template, say) can stand in for the other; a changed step changes it even when
