@@ -187,11 +187,21 @@ func benchLoad(ctx context.Context, st *fhirstore.Store, nPatients, nObs, worker
 		go func() {
 			defer wg.Done()
 			for js := range jobs {
+				// Runs of one type go in one CreateMany (a few multi-row statements), the
+				// write path of the ingest API. The ids are new: the database is empty.
 				err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
-					for _, j := range js {
-						if _, err := tx.CreateNew(ctx, j.typ, j.id, j.body); err != nil {
+					for i := 0; i < len(js); {
+						k := i
+						var ids []string
+						var bodies []map[string]any
+						for ; k < len(js) && js[k].typ == js[i].typ; k++ {
+							ids = append(ids, js[k].id)
+							bodies = append(bodies, js[k].body)
+						}
+						if _, err := tx.CreateMany(ctx, js[i].typ, ids, bodies); err != nil {
 							return err
 						}
+						i = k
 					}
 					return nil
 				})
