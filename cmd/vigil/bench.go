@@ -22,12 +22,15 @@ import (
 // Observations for a while, then reads them back by id, and reports throughput and latency
 // percentiles of each phase.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "search" {
+		return runBenchSearch(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "ingest" {
 		return runBenchIngest(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "crud" {
-		fmt.Fprintln(stderr, "Usage: vigil bench crud|ingest --url http://127.0.0.1:8080 [-c 16] [-d 20s]")
-		return usageError{fmt.Errorf("bench: want the crud or ingest scenario")}
+		fmt.Fprintln(stderr, "Usage: vigil bench crud|ingest|mllp|search -h")
+		return usageError{fmt.Errorf("bench: want the crud, ingest, mllp or search scenario")}
 	}
 	fs := flag.NewFlagSet("vigil bench crud", flag.ContinueOnError)
 	fs.SetOutput(stderr)
