@@ -30,8 +30,9 @@ func NewAlertHook(rules alerts.Rules, log *slog.Logger) *AlertHook {
 	return &AlertHook{rules: rules, log: log}
 }
 
-// maxRecent bounds how many recent Observations of a patient one evaluation reads.
-const maxRecent = 200
+// maxRecent bounds how many recent Observations of a patient one evaluation reads (a
+// reading a minute of five vitals over the one-hour window is 300).
+const maxRecent = 1000
 
 // alertStateKey is the Tx.Memo key of the hook's per-transaction state.
 type alertStateKey struct{}
@@ -146,17 +147,16 @@ func (a *alertTx) flush(tx *fhirstore.Tx) func(context.Context) error {
 // load reads the patient's latest vitals within the window and open alerts.
 func (h *AlertHook) load(ctx context.Context, tx *fhirstore.Tx, patient, skipID string, now time.Time) (*patientAlerts, error) {
 	st := &patientAlerts{recent: map[string]map[string]any{}}
+	// Unsorted: the latest per code is picked here, which spares the database a sort.
 	recentRes, err := tx.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: url.Values{
 		"subject":  {patient},
 		"date":     {"ge" + fhirstore.FormatInstant(now.Add(-h.rules.Window))},
-		"_sort":    {"-date"},
 		"_count":   {fmt.Sprint(maxRecent)},
 		"category": {"vital-signs"},
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("alerts: recent vitals: %w", err)
 	}
-	// The latest Observation per code (the search is newest first).
 	for _, m := range recentRes.Matches {
 		if m.ID == skipID {
 			continue
@@ -165,7 +165,8 @@ func (h *AlertHook) load(ctx context.Context, tx *fhirstore.Tx, patient, skipID 
 		if json.Unmarshal(m.Body, &o) != nil {
 			continue
 		}
-		if key := firstCode(o); key != "" && st.recent[key] == nil {
+		key := firstCode(o)
+		if prev, ok := st.recent[key]; key != "" && (!ok || effective(o).After(effective(prev))) {
 			st.recent[key] = o
 		}
 	}
