@@ -1,49 +1,25 @@
 package hl7map_test
 
-// This is the one test file of the package that links the google/fhir/go R4
-// protos (slow to build): every resource the mappers produce goes through
-// the validating parser here.
+// Every resource the mappers produce passes the validation of a client write
+// (fhirvalidate); this is the one test file of the package that links the R4
+// protos.
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 
-	"github.com/google/fhir/go/fhirversion"
-	"github.com/google/fhir/go/jsonformat"
+	"github.com/vigil-health/vigil/internal/fhirtest"
 
 	"github.com/vigil-health/vigil/hl7v2"
 	hl7map "github.com/vigil-health/vigil/mappers/hl7"
 )
 
-func newValidator(t *testing.T) *jsonformat.Unmarshaller {
-	t.Helper()
-	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.MaxNestingDepth = 64
-	return u
-}
-
-func checkR4(t *testing.T, u *jsonformat.Unmarshaller, name string, res map[string]any) {
-	t.Helper()
-	b, err := json.Marshal(res)
-	if err != nil {
-		t.Fatalf("%s: marshal: %v", name, err)
-	}
-	if _, err := u.Unmarshal(b); err != nil {
-		t.Errorf("%s: not a valid R4 %v: %v\n%s", name, res["resourceType"], err, b)
-	}
-}
-
 func TestR4ValidMappedResources(t *testing.T) {
-	u := newValidator(t)
 	total := 0
 	types := map[string]int{}
 	for _, name := range mappedFixtures {
 		for i, r := range mapFixture(t, name).Resources() {
-			checkR4(t, u, fmt.Sprintf("%s entry %d", name, i), r)
+			fhirtest.Valid(t, fmt.Sprintf("%s entry %d", name, i), r)
 			types[r["resourceType"].(string)]++
 			total++
 		}
@@ -63,13 +39,13 @@ func TestR4ValidMappedResources(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, r := range res.Resources() {
-			checkR4(t, u, fmt.Sprintf("round trip %s entry %d", c.name, i), r)
+			fhirtest.Valid(t, fmt.Sprintf("round trip %s entry %d", c.name, i), r)
 			total++
 		}
 	}
 	// The value types of device rows that are not numbers.
 	for i, r := range mapText(t, valueTypesMessage).Resources() {
-		checkR4(t, u, fmt.Sprintf("value types entry %d", i), r)
+		fhirtest.Valid(t, fmt.Sprintf("value types entry %d", i), r)
 		types[r["resourceType"].(string)]++
 		total++
 	}
@@ -85,13 +61,12 @@ func TestR4ValidMappedResources(t *testing.T) {
 
 // TestR4ValidatorRejects guards the harness: a broken resource must fail.
 func TestR4ValidatorRejects(t *testing.T) {
-	u := newValidator(t)
 	for name, res := range map[string]string{
 		"bad encounter status":  `{"resourceType":"Encounter","status":"admitted","class":{"code":"IMP"}}`,
 		"bad gender":            `{"resourceType":"Patient","gender":"f"}`,
 		"report without status": `{"resourceType":"DiagnosticReport","code":{"text":"x"}}`,
 	} {
-		if _, err := u.Unmarshal([]byte(res)); err == nil {
+		if !fhirtest.Rejected([]byte(res)) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
