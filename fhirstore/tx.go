@@ -261,11 +261,8 @@ func (tx *Tx) write(ctx context.Context, typ, id, method string, fresh bool, fn 
 		return nil, false, err
 	}
 	newRes.Method = method
-	rid, err := tx.writeCurrent(ctx, c, newRes)
+	rid, err := tx.writeVersion(ctx, c, newRes)
 	if err != nil {
-		return nil, false, err
-	}
-	if err := tx.writeHistory(ctx, rid, newRes); err != nil {
 		return nil, false, err
 	}
 	if err := tx.reindex(ctx, rid, newRes, body); err != nil {
@@ -297,10 +294,7 @@ func (tx *Tx) Delete(ctx context.Context, typ, id string, fn func(current *Resou
 		}
 	}
 	del := &Resource{Type: typ, ID: id, Version: c.res.Version + 1, LastUpdated: tx.now, Deleted: true, Method: "DELETE"}
-	if _, err := tx.writeCurrent(ctx, c, del); err != nil {
-		return nil, err
-	}
-	if err := tx.writeHistory(ctx, c.rid, del); err != nil {
+	if _, err := tx.writeVersion(ctx, c, del); err != nil {
 		return nil, err
 	}
 	if err := tx.reindex(ctx, c.rid, del, nil); err != nil {
@@ -310,6 +304,45 @@ func (tx *Tx) Delete(ctx context.Context, typ, id string, fn func(current *Resou
 		return nil, err
 	}
 	return del, nil
+}
+
+// writeVersion writes r as the current row (a new one when c is nil) and as a history row,
+// and returns the row id. On PostgreSQL both go in one statement (data-modifying CTEs),
+// which also sends the body once.
+func (tx *Tx) writeVersion(ctx context.Context, c *current, r *Resource) (int64, error) {
+	if tx.s.d.name() != "postgres" {
+		rid, err := tx.writeCurrent(ctx, c, r)
+		if err != nil {
+			return 0, err
+		}
+		return rid, tx.writeHistory(ctx, rid, r)
+	}
+	del := 0
+	if r.Deleted {
+		del = 1
+	}
+	lu := r.LastUpdated.UnixMicro()
+	var rid int64
+	if c == nil {
+		err := tx.tx.QueryRowContext(ctx, `WITH r AS (INSERT INTO resource (type, id, version, last_updated, deleted, body)
+				VALUES ($1, $2, $3, $4, $5, $6) RETURNING rid),
+			h AS (INSERT INTO resource_history (rid, type, id, version, last_updated, deleted, method, body)
+				SELECT rid, $1, $2, $3, $4, $5, $7, $6 FROM r)
+			SELECT rid FROM r`, r.Type, r.ID, r.Version, lu, del, string(r.Body), r.Method).Scan(&rid)
+		if err != nil {
+			return 0, fmt.Errorf("fhirstore: insert %s/%s: %w", r.Type, r.ID, err)
+		}
+		return rid, nil
+	}
+	err := tx.tx.QueryRowContext(ctx, `WITH u AS (UPDATE resource SET version = $1, last_updated = $2, deleted = $3, body = $4
+				WHERE rid = $5 RETURNING rid, type, id),
+			h AS (INSERT INTO resource_history (rid, type, id, version, last_updated, deleted, method, body)
+				SELECT rid, type, id, $1, $2, $3, $6, $4 FROM u)
+			SELECT rid FROM u`, r.Version, lu, del, string(r.Body), c.rid, r.Method).Scan(&rid)
+	if err != nil {
+		return 0, fmt.Errorf("fhirstore: update %s/%s: %w", r.Type, r.ID, err)
+	}
+	return rid, nil
 }
 
 func (tx *Tx) writeCurrent(ctx context.Context, c *current, r *Resource) (int64, error) {
