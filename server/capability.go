@@ -25,6 +25,7 @@ var operations = []struct {
 	{"lastn", "http://hl7.org/fhir/OperationDefinition/Observation-lastn", []string{"Observation"}},
 	{"everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything", []string{"Patient"}},
 	{"ingest", "http://vigil.health/fhir/OperationDefinition/Device-ingest", []string{"Device"}},
+	{"reindex", "http://vigil.health/fhir/OperationDefinition/reindex", nil},
 }
 
 // capabilities serves GET /metadata: a CapabilityStatement describing what this server

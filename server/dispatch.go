@@ -37,6 +37,11 @@ func (s *Server) dispatch(ctx context.Context, req *request) (*response, string,
 			return resp, "capabilities", err
 		}
 		return notAllowed("metadata")
+	case "$reindex":
+		if len(segs) == 1 {
+			resp, err := s.operation(ctx, req, "", "", "$reindex")
+			return resp, "operation", err
+		}
 	case "_history":
 		if len(segs) == 1 && m == http.MethodGet {
 			resp, err := s.history(ctx, req, "", "")

@@ -300,3 +300,28 @@ func TestSearchUnescapedOffset(t *testing.T) {
 		}
 	}
 }
+
+// A custom SearchParameter applies to resources stored before it once $reindex has run.
+func TestReindexCustomSearchParameter(t *testing.T) {
+	forBackends(t, func(t *testing.T, b storetest.Backend) {
+		ts := newTestServer(t, b)
+		ts.do(t, http.MethodPost, "Patient", map[string]any{"resourceType": "Patient", "gender": "female",
+			"maritalStatus": map[string]any{"text": "widowed"}}).wantStatus(t, http.StatusCreated)
+		sp := map[string]any{"resourceType": "SearchParameter", "url": "http://example.org/sp/marital-text", "name": "marital-text",
+			"status": "active", "description": "Marital status text", "code": "marital-text", "base": []any{"Patient"},
+			"type": "string", "expression": "Patient.maritalStatus.text"}
+		ts.do(t, http.MethodPost, "SearchParameter", sp).wantStatus(t, http.StatusCreated)
+		if got := ts.count(t, "Patient?marital-text=widow"); got != 0 {
+			t.Fatalf("before $reindex the old Patient is not indexed: %d matches", got)
+		}
+		r := ts.do(t, http.MethodPost, "Patient/$reindex", nil)
+		r.wantStatus(t, http.StatusOK)
+		if !strings.Contains(string(r.Body), "reindexed 1 of 1 Patient") {
+			t.Fatalf("$reindex answer: %s", r.Body)
+		}
+		if got := ts.count(t, "Patient?marital-text=widow"); got != 1 {
+			t.Fatalf("after $reindex: %d matches, want 1", got)
+		}
+		ts.do(t, http.MethodPost, "$reindex", nil).wantStatus(t, http.StatusOK)
+	})
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/vigil-health/vigil/fhirstore"
 	"github.com/vigil-health/vigil/fhirvalidate"
@@ -26,6 +28,10 @@ func (s *Server) operation(ctx context.Context, req *request, typ, id, op string
 		if typ == "Patient" && id != "" && req.method == http.MethodGet {
 			return s.everything(ctx, req, id)
 		}
+	case "$reindex":
+		if id == "" && req.method == http.MethodPost {
+			return s.reindex(ctx, typ)
+		}
 	case "$ingest":
 		if typ == "Device" && id == "" && req.method == http.MethodPost {
 			return s.ingestOp(ctx, req)
@@ -35,8 +41,8 @@ func (s *Server) operation(ctx context.Context, req *request, typ, id, op string
 		return nil, errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", req.method, op)
 	}
 	switch op {
-	case "$lastn", "$everything", "$ingest":
-		return nil, errorf(http.StatusNotFound, "not-supported", "operation %s is served at GET Observation/$lastn, GET Patient/[id]/$everything and POST Device/$ingest", op)
+	case "$lastn", "$everything", "$ingest", "$reindex":
+		return nil, errorf(http.StatusNotFound, "not-supported", "operation %s is served at GET Observation/$lastn, GET Patient/[id]/$everything, POST Device/$ingest and POST [base]/[type]/$reindex", op)
 	}
 	return nil, errorf(http.StatusNotFound, "not-supported", "operation %s is not supported on %s", op, typ)
 }
@@ -107,4 +113,29 @@ func (s *Server) validateOp(ctx context.Context, req *request, typ, id string) (
 		}
 	}
 	return &response{status: http.StatusOK, body: outcomeJSON(issues)}, nil
+}
+
+// reindex serves POST [base]/$reindex and POST [base]/[type]/$reindex: the search index rows
+// of every live resource (of the type) are rebuilt from the current search parameters, in
+// batches of one transaction each, with progress in the logs and the count in the answer.
+// It is what makes a new custom SearchParameter apply to resources stored before it.
+func (s *Server) reindex(ctx context.Context, typ string) (*response, error) {
+	start := time.Now()
+	last := time.Now()
+	done, total := 0, 0
+	err := s.store.Reindex(ctx, typ, func(d, t int) {
+		done, total = d, t
+		if time.Since(last) > 2*time.Second || d == t {
+			last = time.Now()
+			s.log.Info("reindex progress", "resource_type", typ, "done", d, "total", t)
+		}
+	})
+	if err != nil {
+		return nil, asError(err)
+	}
+	what := "resources"
+	if typ != "" {
+		what = typ + " resources"
+	}
+	return &response{status: http.StatusOK, body: info(fmt.Sprintf("reindexed %d of %d %s in %s", done, total, what, time.Since(start).Round(time.Millisecond)))}, nil
 }
