@@ -213,6 +213,10 @@ func (m *Message) appendLine(line string) (*Segment, error) {
 	id := line[:3]
 	fields := []string{id}
 	if isHeaderID(id) {
+		if len(line) < 4 {
+			// A header segment carries the field separator right after its ID.
+			return nil, newError(CodeSegmentSequence, Location{Segment: id}, "header segment has no field separator")
+		}
 		fields = append(fields, line[3:4])
 	}
 	if len(line) > 3 {
