@@ -69,10 +69,8 @@ func (tx *Tx) CreateMany(ctx context.Context, typ string, ids []string, bodies [
 			merged[k] = appendInsert(merged[k], in)
 		}
 	}
-	for _, in := range merged {
-		if err := tx.insertRows(ctx, in.table, in.cols, in.width, in.n, in.row); err != nil {
-			return nil, fmt.Errorf("fhirstore: index rows of %d %s: %w", len(out), typ, err)
-		}
+	if err := tx.insertIndex(ctx, merged); err != nil {
+		return nil, fmt.Errorf("fhirstore: index rows of %d %s: %w", len(out), typ, err)
 	}
 	for _, r := range out {
 		if err := tx.runHooks(ctx, Change{Resource: r, Created: true}); err != nil {

@@ -953,7 +953,11 @@ func indexInserts(rid int64, typ string, rows *IndexRows) []indexInsert {
 }
 
 func (tx *Tx) writeIndexRows(ctx context.Context, rid int64, typ string, rows *IndexRows) error {
-	ins := indexInserts(rid, typ, rows)
+	return tx.insertIndex(ctx, indexInserts(rid, typ, rows))
+}
+
+// insertIndex writes index rows, of one resource or merged from several (CreateMany).
+func (tx *Tx) insertIndex(ctx context.Context, ins []indexInsert) error {
 	if tx.s.d.name() == "postgres" {
 		// One round trip for every table: data-modifying CTEs.
 		var parts []indexInsert
