@@ -299,12 +299,7 @@ func fnSubsetOf(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range focus {
-		if !containsItem(other, v) {
-			return boolColl(false), nil
-		}
-	}
-	return boolColl(true), nil
+	return boolColl(allIn(focus, other)), nil
 }
 
 func fnSupersetOf(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection, error) {
@@ -312,12 +307,17 @@ func fnSupersetOf(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collecti
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range other {
-		if !containsItem(focus, v) {
-			return boolColl(false), nil
+	return boolColl(allIn(other, focus)), nil
+}
+
+// allIn reports whether every item of a is in b (FHIRPath equality).
+func allIn(a, b Collection) bool {
+	for _, v := range a {
+		if !containsItem(b, v) {
+			return false
 		}
 	}
-	return boolColl(true), nil
+	return true
 }
 
 func fnCount(c *evalCtx, s *scope, focus Collection, n *funcNode) (Collection, error) {
