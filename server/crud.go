@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strings"
 
 	"github.com/vigil-health/vigil/fhirstore"
@@ -235,10 +234,11 @@ func sameContent(stored []byte, body map[string]any) bool {
 		}
 		return c
 	}
-	// Compare through one JSON encoding so that numbers decoded differently compare equal.
+	// Both sides are decoded with UseNumber and map keys marshal sorted: equal content
+	// encodes to equal bytes.
 	a, _ := json.Marshal(strip(old))
 	b, _ := json.Marshal(strip(body))
-	return bytes.Equal(a, b) || reflect.DeepEqual(strip(old), strip(body))
+	return bytes.Equal(a, b)
 }
 
 func (s *Server) conditionalUpdate(ctx context.Context, req *request, typ string) (*response, error) {
