@@ -41,15 +41,16 @@ func (tx *Tx) CreateMany(ctx context.Context, typ string, ids []string, bodies [
 	if err != nil {
 		return nil, err
 	}
-	if err := tx.insertRows(ctx, "resource_history", "rid, type, id, version, last_updated, deleted, method, body", 8, len(out),
-		func(i int, a []any) []any {
+	if err := tx.insertRows(ctx, indexInsert{table: "resource_history", cols: "rid, type, id, version, last_updated, deleted, method, body",
+		width: 8, n: len(out), row: func(i int, a []any) []any {
 			r := out[i]
 			return append(a, rids[i], r.Type, r.ID, r.Version, r.LastUpdated.UnixMicro(), 0, r.Method, string(r.Body))
-		}); err != nil {
+		}}); err != nil {
 		return nil, fmt.Errorf("fhirstore: history of %d %s: %w", len(out), typ, err)
 	}
 	// Index rows of all resources, merged per table.
 	var merged []indexInsert
+	var latest []latestRow
 	for i, b := range bodies {
 		rows, err := tx.s.indexer.Index(typ, b)
 		if err != nil {
@@ -58,6 +59,7 @@ func (tx *Tx) CreateMany(ctx context.Context, typ string, ids []string, bodies [
 		if rows == nil {
 			continue
 		}
+		latest = append(latest, latestRows(rids[i], typ, rows)...)
 		ins := indexInserts(rids[i], typ, rows)
 		if merged == nil {
 			merged = make([]indexInsert, len(ins))
@@ -69,11 +71,11 @@ func (tx *Tx) CreateMany(ctx context.Context, typ string, ids []string, bodies [
 			merged[k] = appendInsert(merged[k], in)
 		}
 	}
-	if err := tx.insertIndex(ctx, merged); err != nil {
+	if err := tx.insertIndex(ctx, append(merged, latestInsert(latest))); err != nil {
 		return nil, fmt.Errorf("fhirstore: index rows of %d %s: %w", len(out), typ, err)
 	}
-	for _, r := range out {
-		if err := tx.runHooks(ctx, Change{Resource: r, Created: true}); err != nil {
+	for i, r := range out {
+		if err := tx.runHooks(ctx, Change{Resource: r, Created: true, Content: bodies[i]}); err != nil {
 			return nil, err
 		}
 	}

@@ -2,14 +2,12 @@ package fhirstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -806,33 +804,30 @@ var indexTables = []string{"idx_token", "idx_string", "idx_reference", "idx_date
 func (tx *Tx) reindex(ctx context.Context, rid int64, r *Resource, body map[string]any) error {
 	// A first version has a fresh rid: there is nothing to clear. Deletion cleared the
 	// rows of a re-created resource already.
+	var stale [][3]string
 	if r.Version > 1 {
-		if err := tx.clearIndexRows(ctx, rid); err != nil {
+		var err error
+		if stale, err = tx.clearIndexRows(ctx, rid); err != nil {
 			return fmt.Errorf("fhirstore: clear index %s/%s: %w", r.Type, r.ID, err)
 		}
 	}
-	if r.Deleted || body == nil {
-		return nil
+	if !r.Deleted && body != nil {
+		rows, err := tx.s.indexer.Index(r.Type, body)
+		if err != nil {
+			return fmt.Errorf("fhirstore: index %s/%s: %w", r.Type, r.ID, err)
+		}
+		if rows != nil && !rows.empty() {
+			if err := tx.writeIndexRows(ctx, rid, r.Type, rows); err != nil {
+				return fmt.Errorf("fhirstore: write index %s/%s: %w", r.Type, r.ID, err)
+			}
+		}
 	}
-	rows, err := tx.s.indexer.Index(r.Type, body)
-	if err != nil {
-		return fmt.Errorf("fhirstore: index %s/%s: %w", r.Type, r.ID, err)
-	}
-	if rows == nil || rows.empty() {
-		return nil
-	}
-	if err := tx.writeIndexRows(ctx, rid, r.Type, rows); err != nil {
-		return fmt.Errorf("fhirstore: write index %s/%s: %w", r.Type, r.ID, err)
-	}
-	return nil
+	// The latest Observations this one was: now another one may be.
+	return tx.recomputeLatest(ctx, stale)
 }
 
 // maxInsertArgs keeps one INSERT below the placeholder limits of both backends.
 const maxInsertArgs = 30000
-
-// maxCachedRows is the largest multi-row INSERT kept prepared; bigger ones are prepared
-// per use. Index rows of one resource rarely exceed it.
-const maxCachedRows = 32
 
 // insertSQL returns the text of an n-row INSERT.
 func insertSQL(table, cols string, width, n int) string {
@@ -853,99 +848,61 @@ func insertSQL(table, cols string, width, n int) string {
 	return b.String()
 }
 
-// stmtKey names a prepared n-row INSERT of one table on one pool.
-type stmtKey struct {
-	db    *sql.DB
-	table string
-	n     int
-}
-
-// insertStmts caches the prepared multi-row INSERTs: parsing them was a tenth of the
-// cost of a create on SQLite. Statements live as long as their pool.
-var insertStmts sync.Map // stmtKey -> *sql.Stmt
-
-func (tx *Tx) insertStmt(ctx context.Context, table, cols string, width, n int) (*sql.Stmt, error) {
-	k := stmtKey{tx.s.db, table, n}
-	if v, ok := insertStmts.Load(k); ok {
-		return tx.tx.StmtContext(ctx, v.(*sql.Stmt)), nil
-	}
-	st, err := tx.s.db.PrepareContext(ctx, tx.s.d.rebind(insertSQL(table, cols, width, n)))
-	if err != nil {
-		return nil, err
-	}
-	if v, loaded := insertStmts.LoadOrStore(k, st); loaded {
-		st.Close()
-		st = v.(*sql.Stmt)
-	}
-	return tx.tx.StmtContext(ctx, st), nil
-}
-
-// insertRows writes n rows of width columns with one multi-row INSERT (split only when
-// the placeholders would exceed maxInsertArgs).
-func (tx *Tx) insertRows(ctx context.Context, table, cols string, width, n int, row func(i int, args []any) []any) error {
-	if n == 0 {
+// insertRows writes the rows of in with one multi-row INSERT (split only when the
+// placeholders would exceed maxInsertArgs).
+func (tx *Tx) insertRows(ctx context.Context, in indexInsert) error {
+	if in.n == 0 {
 		return nil
 	}
-	per := maxInsertArgs / width
-	for start := 0; start < n; start += per {
-		end := min(n, start+per)
-		args := make([]any, 0, (end-start)*width)
+	per := maxInsertArgs / in.width
+	for start := 0; start < in.n; start += per {
+		end := min(in.n, start+per)
+		args := make([]any, 0, (end-start)*in.width)
 		for i := start; i < end; i++ {
-			args = row(i, args)
+			args = in.row(i, args)
 		}
-		if end-start <= maxCachedRows {
-			st, err := tx.insertStmt(ctx, table, cols, width, end-start)
-			if err != nil {
-				return fmt.Errorf("%s: prepare: %w", table, err)
-			}
-			_, err = st.ExecContext(ctx, args...)
-			st.Close()
-			if err != nil {
-				return fmt.Errorf("%s: %w", table, err)
-			}
-			continue
-		}
-		if _, err := tx.exec(ctx, insertSQL(table, cols, width, end-start), args...); err != nil {
-			return fmt.Errorf("%s: %w", table, err)
+		if _, err := tx.exec(ctx, insertSQL(in.table, in.cols, in.width, end-start)+in.suffix, args...); err != nil {
+			return fmt.Errorf("%s: %w", in.table, err)
 		}
 	}
 	return nil
 }
 
-// indexInsert is the rows one resource adds to one index table.
+// indexInsert is the rows one resource (or several, merged) adds to one table; suffix
+// follows the VALUES (an ON CONFLICT clause).
 type indexInsert struct {
-	table, cols string
-	width, n    int
-	row         func(i int, args []any) []any
+	table, cols, suffix string
+	width, n            int
+	row                 func(i int, args []any) []any
 }
 
 func indexInserts(rid int64, typ string, rows *IndexRows) []indexInsert {
 	return []indexInsert{
-		{"idx_token", "rid, type, param, system, code, text, grp", 7, len(rows.Tokens), func(i int, a []any) []any {
+		{"idx_token", "rid, type, param, system, code, text, grp", "", 7, len(rows.Tokens), func(i int, a []any) []any {
 			t := rows.Tokens[i]
 			return append(a, rid, typ, t.Param, t.System, t.Code, t.Text, t.Grp)
 		}},
-		{"idx_string", "rid, type, param, norm, exact, grp", 6, len(rows.Strings), func(i int, a []any) []any {
+		{"idx_string", "rid, type, param, norm, exact, grp", "", 6, len(rows.Strings), func(i int, a []any) []any {
 			t := rows.Strings[i]
 			return append(a, rid, typ, t.Param, t.Norm, t.Exact, t.Grp)
 		}},
-		{"idx_reference", "rid, type, param, target_type, target_id, url, version, grp", 8, len(rows.References), func(i int, a []any) []any {
+		{"idx_reference", "rid, type, param, target_type, target_id, url, version, grp", "", 8, len(rows.References), func(i int, a []any) []any {
 			t := rows.References[i]
 			return append(a, rid, typ, t.Param, t.TargetType, t.TargetID, t.URL, t.Version, t.Grp)
 		}},
-		{"idx_date", "rid, type, param, low, high, grp", 6, len(rows.Dates), func(i int, a []any) []any {
+		{"idx_date", "rid, type, param, low, high, grp", "", 6, len(rows.Dates), func(i int, a []any) []any {
 			t := rows.Dates[i]
 			return append(a, rid, typ, t.Param, t.Low, t.High, t.Grp)
 		}},
-		{"idx_number", "rid, type, param, value, low, high, grp", 7, len(rows.Numbers), func(i int, a []any) []any {
+		{"idx_number", "rid, type, param, value, low, high, grp", "", 7, len(rows.Numbers), func(i int, a []any) []any {
 			t := rows.Numbers[i]
 			return append(a, rid, typ, t.Param, t.Value, t.Low, t.High, t.Grp)
 		}},
-		{"idx_quantity", "rid, type, param, value, low, high, system, code, unit, ccode, cvalue, clow, chigh, grp", 14, len(rows.Quantities), func(i int, a []any) []any {
+		{"idx_quantity", "rid, type, param, value, low, high, system, code, unit, ccode, cvalue, clow, chigh, grp", "", 14, len(rows.Quantities), func(i int, a []any) []any {
 			t := rows.Quantities[i]
 			return append(a, rid, typ, t.Param, t.Value, t.Low, t.High, t.System, t.Code, t.Unit, t.CCode, t.CValue, t.CLow, t.CHigh, t.Grp)
 		}},
-		{"idx_uri", "rid, type, param, uri, grp", 5, len(rows.URIs), func(i int, a []any) []any {
+		{"idx_uri", "rid, type, param, uri, grp", "", 5, len(rows.URIs), func(i int, a []any) []any {
 			t := rows.URIs[i]
 			return append(a, rid, typ, t.Param, t.URI, t.Grp)
 		}},
@@ -953,7 +910,7 @@ func indexInserts(rid int64, typ string, rows *IndexRows) []indexInsert {
 }
 
 func (tx *Tx) writeIndexRows(ctx context.Context, rid int64, typ string, rows *IndexRows) error {
-	return tx.insertIndex(ctx, indexInserts(rid, typ, rows))
+	return tx.insertIndex(ctx, append(indexInserts(rid, typ, rows), latestInsert(latestRows(rid, typ, rows))))
 }
 
 // insertIndex writes index rows, of one resource or merged from several (CreateMany).
@@ -972,7 +929,7 @@ func (tx *Tx) insertIndex(ctx context.Context, ins []indexInsert) error {
 			var b strings.Builder
 			vals := make([]any, 0, args)
 			for k, in := range parts {
-				one := insertSQL(in.table, in.cols, in.width, in.n)
+				one := insertSQL(in.table, in.cols, in.width, in.n) + in.suffix
 				for i := 0; i < in.n; i++ {
 					vals = in.row(i, vals)
 				}
@@ -994,38 +951,56 @@ func (tx *Tx) insertIndex(ctx context.Context, ins []indexInsert) error {
 		}
 	}
 	for _, in := range ins {
-		if err := tx.insertRows(ctx, in.table, in.cols, in.width, in.n, in.row); err != nil {
+		if err := tx.insertRows(ctx, in); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// clearIndexRows deletes the index rows of rid (one round trip on PostgreSQL).
-func (tx *Tx) clearIndexRows(ctx context.Context, rid int64) error {
+// clearIndexRows deletes the index rows of rids (one round trip on PostgreSQL) and
+// returns the obs_latest keys that pointed to them, for recomputeLatest.
+func (tx *Tx) clearIndexRows(ctx context.Context, rids ...int64) ([][3]string, error) {
+	in := placeholders(len(rids))
+	ridArgs := make([]any, len(rids))
+	for i, r := range rids {
+		ridArgs[i] = r
+	}
+	latest := "DELETE FROM obs_latest WHERE rid IN (" + in + ") RETURNING patient, system, code"
+	var q string
+	var args []any
 	if tx.s.d.name() == "postgres" {
 		var b strings.Builder
-		args := make([]any, len(indexTables))
 		for k, t := range indexTables {
-			args[k] = rid
-			if k < len(indexTables)-1 {
-				if k == 0 {
-					b.WriteString("WITH ")
-				} else {
-					b.WriteString(", ")
-				}
-				b.WriteString("d" + strconv.Itoa(k) + " AS (DELETE FROM " + t + " WHERE rid = ?)")
+			if k == 0 {
+				b.WriteString("WITH ")
 			} else {
-				b.WriteString(" DELETE FROM " + t + " WHERE rid = ?")
+				b.WriteString(", ")
+			}
+			b.WriteString("d" + strconv.Itoa(k) + " AS (DELETE FROM " + t + " WHERE rid IN (" + in + "))")
+			args = append(args, ridArgs...)
+		}
+		q = b.String() + " " + latest
+	} else {
+		for _, t := range indexTables {
+			if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE rid IN (`+in+`)`, ridArgs...); err != nil {
+				return nil, err
 			}
 		}
-		_, err := tx.exec(ctx, b.String(), args...)
-		return err
+		q = latest
 	}
-	for _, t := range indexTables {
-		if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE rid = ?`, rid); err != nil {
-			return err
+	rows, err := tx.query(ctx, q, append(args, ridArgs...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys [][3]string
+	for rows.Next() {
+		var k [3]string
+		if err := rows.Scan(&k[0], &k[1], &k[2]); err != nil {
+			return nil, err
 		}
+		keys = append(keys, k)
 	}
-	return nil
+	return keys, rows.Err()
 }

@@ -58,6 +58,7 @@ var migrations = []migration{
 	{3, "inbound message log and outbox", append(append([]string{}, messageLogDDL...), outboxDDL...)},
 	{4, "covering date index by rid", searchIndexDDL4},
 	{5, "token index: rid before system", searchIndexDDL5},
+	{6, "latest observation per patient and code", latestDDL},
 }
 
 // SchemaVersion is the newest schema version this build knows.

@@ -1759,6 +1759,11 @@ func (s *Store) fetch(ctx context.Context, q queryer, sqlText string, args []any
 	if err != nil {
 		return nil, fmt.Errorf("fhirstore: search: %w", err)
 	}
+	return scanPageRows(rows)
+}
+
+// scanPageRows reads and closes rows of rid, type, id, version, last_updated, body.
+func scanPageRows(rows *sql.Rows) ([]pageRow, error) {
 	defer rows.Close()
 	var out []pageRow
 	for rows.Next() {

@@ -161,10 +161,13 @@ func (s *Store) Reindex(ctx context.Context, typ string, progress func(done, tot
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("fhirstore: reindex: %w", err)
 			}
-			for _, t := range indexTables {
-				if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE rid IN (`+placeholders(len(rids))+`)`, rids...); err != nil {
-					return fmt.Errorf("fhirstore: reindex clear: %w", err)
-				}
+			ridList := make([]int64, len(rids))
+			for i, r := range rids {
+				ridList[i] = r.(int64)
+			}
+			stale, err := tx.clearIndexRows(ctx, ridList...)
+			if err != nil {
+				return fmt.Errorf("fhirstore: reindex clear: %w", err)
 			}
 			for _, it := range batch {
 				dec := json.NewDecoder(bytes.NewReader([]byte(it.body)))
@@ -184,7 +187,7 @@ func (s *Store) Reindex(ctx context.Context, typ string, progress func(done, tot
 					return fmt.Errorf("fhirstore: reindex %s/%s: %w", it.typ, it.id, err)
 				}
 			}
-			return nil
+			return tx.recomputeLatest(ctx, stale)
 		})
 		if err != nil {
 			return err
@@ -208,6 +211,11 @@ func (s *Store) LastN(ctx context.Context, patient string, codes []string, max i
 	}
 	if max > MaxPageSize {
 		max = MaxPageSize
+	}
+	if max == 1 {
+		if out, ok, err := s.lastOne(ctx, patient, codes); ok || err != nil {
+			return out, err
+		}
 	}
 	if len(codes) == 0 {
 		return s.lastNAllCodes(ctx, patient, max)

@@ -74,6 +74,7 @@ type Options struct {
 
 // Store is the FHIR resource store. It is safe for concurrent use.
 type Store struct {
+	stmts   stmtCache
 	db      *sql.DB
 	d       dialect
 	log     *slog.Logger
@@ -184,6 +185,13 @@ func postgresDSN(raw string) (string, error) {
 		// case, so say it explicitly (STACK.md: always set sslmode).
 		q.Set("sslmode", "disable")
 	}
+	if q.Get("plan_cache_mode") == "" {
+		// Only the store's own fixed statements are prepared (stmtcache.go): simple
+		// lookups and writes whose generic plan is the right one, where re-planning each
+		// call (PostgreSQL's default for the first calls and whenever a custom plan looks
+		// cheaper) cost more than executing. Searches are not prepared, so not affected.
+		q.Set("plan_cache_mode", "force_generic_plan")
+	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
 }
@@ -224,6 +232,7 @@ func (s *Store) Close() error {
 		if s.writer != nil {
 			s.writer.close()
 		}
+		s.stmts.closeStmts()
 		err = s.db.Close()
 	})
 	return err
@@ -269,4 +278,7 @@ type Change struct {
 	// Created is true when the write created the resource (first version or re-creation
 	// after a delete).
 	Created bool
+	// Content is Resource.Body decoded (nil for a deletion), so that hooks need not decode
+	// it again. Hooks must not modify it.
+	Content map[string]any
 }

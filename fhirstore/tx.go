@@ -120,18 +120,6 @@ func (s *Store) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return nil
 }
 
-func (tx *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return tx.tx.ExecContext(ctx, tx.s.d.rebind(q), args...)
-}
-
-func (tx *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return tx.tx.QueryContext(ctx, tx.s.d.rebind(q), args...)
-}
-
-func (tx *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return tx.tx.QueryRowContext(ctx, tx.s.d.rebind(q), args...)
-}
-
 // current is the locked current row of a resource.
 type current struct {
 	rid int64
@@ -268,7 +256,7 @@ func (tx *Tx) write(ctx context.Context, typ, id, method string, fresh bool, fn 
 	if err := tx.reindex(ctx, rid, newRes, body); err != nil {
 		return nil, false, err
 	}
-	if err := tx.runHooks(ctx, Change{Resource: newRes, Previous: prev, Created: prev == nil}); err != nil {
+	if err := tx.runHooks(ctx, Change{Resource: newRes, Previous: prev, Created: prev == nil, Content: body}); err != nil {
 		return nil, false, err
 	}
 	return newRes, prev == nil, nil
@@ -324,7 +312,7 @@ func (tx *Tx) writeVersion(ctx context.Context, c *current, r *Resource) (int64,
 	lu := r.LastUpdated.UnixMicro()
 	var rid int64
 	if c == nil {
-		err := tx.tx.QueryRowContext(ctx, `WITH r AS (INSERT INTO resource (type, id, version, last_updated, deleted, body)
+		err := tx.queryRow(ctx, `WITH r AS (INSERT INTO resource (type, id, version, last_updated, deleted, body)
 				VALUES ($1, $2, $3, $4, $5, $6) RETURNING rid),
 			h AS (INSERT INTO resource_history (rid, type, id, version, last_updated, deleted, method, body)
 				SELECT rid, $1, $2, $3, $4, $5, $7, $6 FROM r)
@@ -334,7 +322,7 @@ func (tx *Tx) writeVersion(ctx context.Context, c *current, r *Resource) (int64,
 		}
 		return rid, nil
 	}
-	err := tx.tx.QueryRowContext(ctx, `WITH u AS (UPDATE resource SET version = $1, last_updated = $2, deleted = $3, body = $4
+	err := tx.queryRow(ctx, `WITH u AS (UPDATE resource SET version = $1, last_updated = $2, deleted = $3, body = $4
 				WHERE rid = $5 RETURNING rid, type, id),
 			h AS (INSERT INTO resource_history (rid, type, id, version, last_updated, deleted, method, body)
 				SELECT rid, type, id, $1, $2, $3, $6, $4 FROM u)

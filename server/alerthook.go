@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -30,9 +29,9 @@ func NewAlertHook(rules alerts.Rules, log *slog.Logger) *AlertHook {
 	return &AlertHook{rules: rules, log: log}
 }
 
-// maxRecent bounds how many recent Observations of a patient one evaluation reads (a
-// reading a minute of five vitals over the one-hour window is 300).
-const maxRecent = 1000
+// maxAlertsRead bounds how many of a patient's alerts (open or closed) one evaluation
+// reads.
+const maxAlertsRead = 100
 
 // alertStateKey is the Tx.Memo key of the hook's per-transaction state.
 type alertStateKey struct{}
@@ -61,9 +60,11 @@ func (h *AlertHook) AfterWrite(ctx context.Context, tx *fhirstore.Tx, c fhirstor
 	if r.Type != "Observation" || r.Deleted {
 		return nil
 	}
-	var obs map[string]any
-	if err := json.Unmarshal(r.Body, &obs); err != nil {
-		return fmt.Errorf("alerts: decode Observation/%s: %w", r.ID, err)
+	obs := c.Content
+	if obs == nil {
+		if err := json.Unmarshal(r.Body, &obs); err != nil {
+			return fmt.Errorf("alerts: decode Observation/%s: %w", r.ID, err)
+		}
 	}
 	subject, _ := obs["subject"].(map[string]any)
 	patient, _ := subject["reference"].(string)
@@ -144,20 +145,15 @@ func (a *alertTx) flush(tx *fhirstore.Tx) func(context.Context) error {
 	}
 }
 
-// load reads the patient's latest vitals within the window and open alerts.
+// load reads the patient's latest vitals within the window (the newest Observation of
+// each code, kept by the store) and open alerts.
 func (h *AlertHook) load(ctx context.Context, tx *fhirstore.Tx, patient, skipID string, now time.Time) (*patientAlerts, error) {
 	st := &patientAlerts{recent: map[string]map[string]any{}}
-	// Unsorted: the latest per code is picked here, which spares the database a sort.
-	recentRes, err := tx.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: url.Values{
-		"subject":  {patient},
-		"date":     {"ge" + fhirstore.FormatInstant(now.Add(-h.rules.Window))},
-		"_count":   {fmt.Sprint(maxRecent)},
-		"category": {"vital-signs"},
-	}})
+	latest, err := tx.LatestObservations(ctx, strings.TrimPrefix(patient, "Patient/"), now.Add(-h.rules.Window).UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("alerts: recent vitals: %w", err)
 	}
-	for _, m := range recentRes.Matches {
+	for _, m := range latest {
 		if m.ID == skipID {
 			continue
 		}
@@ -170,14 +166,13 @@ func (h *AlertHook) load(ctx context.Context, tx *fhirstore.Tx, patient, skipID 
 			st.recent[key] = o
 		}
 	}
-	openRes, err := tx.Search(ctx, fhirstore.SearchRequest{Type: "DetectedIssue", Params: url.Values{
-		"patient": {patient},
-		"_count":  {"100"},
-	}})
+	// The patient's alerts, newest first: an open one is updated by every reading that
+	// keeps its condition, so it is among them even when many closed ones are older.
+	openRes, err := tx.Referencing(ctx, "DetectedIssue", "patient", "Patient", strings.TrimPrefix(patient, "Patient/"), maxAlertsRead)
 	if err != nil {
 		return nil, fmt.Errorf("alerts: open alerts: %w", err)
 	}
-	for _, m := range openRes.Matches {
+	for _, m := range openRes {
 		var d map[string]any
 		if json.Unmarshal(m.Body, &d) != nil {
 			continue

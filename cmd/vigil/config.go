@@ -32,6 +32,8 @@ type serveConfig struct {
 	MLLPBatch int64
 	// MLLPMaxConnections caps open MLLP connections (0: no cap).
 	MLLPMaxConnections int64
+	// DebugAddr serves Go's runtime profiles (/debug/pprof/) on a loopback address ("" off).
+	DebugAddr string
 }
 
 // envFlags binds each flag to a VIGIL_* variable: the variable sets the default, the flag
@@ -105,6 +107,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	ef.String(&c.HL7Destinations, "hl7-destinations", "VIGIL_HL7_DESTINATIONS", "", "JSON file of outbound HL7 v2 destinations (name, addr, tls, filter such as Observation?category=vital-signs); none by default")
 	ef.Int64(&c.MLLPBatch, "mllp-batch", "VIGIL_MLLP_BATCH", 64, "how many inbound MLLP messages, from any connections, may share one commit (1: a commit per message)")
 	ef.Int64(&c.MLLPMaxConnections, "mllp-max-connections", "VIGIL_MLLP_MAX_CONNECTIONS", 0, "cap on open MLLP connections (0: no cap)")
+	ef.String(&c.DebugAddr, "debug-addr", "VIGIL_DEBUG_ADDR", "", "loopback address serving Go runtime profiles at /debug/pprof/ for diagnosing load (off by default; loopback only, as profiles can hold request data)")
 	if ef.err != nil {
 		return nil, ef.err
 	}
@@ -154,6 +157,15 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MLLPMaxConnections < 0 {
 		return usageError{fmt.Errorf("--mllp-max-connections must not be negative")}
+	}
+	if c.DebugAddr != "" {
+		host, _, err := net.SplitHostPort(c.DebugAddr)
+		if err != nil {
+			return usageError{fmt.Errorf("--debug-addr %q: %v", c.DebugAddr, err)}
+		}
+		if !isLoopback(host) {
+			return usageError{fmt.Errorf("--debug-addr must be a loopback address (profiles can hold request data), got %q", c.DebugAddr)}
+		}
 	}
 	if c.MaxBodyBytes <= 0 {
 		return usageError{fmt.Errorf("--max-body-bytes must be positive")}

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/vigil-health/vigil/fhirstore"
 	"github.com/vigil-health/vigil/hl7v2/mllp"
@@ -84,6 +87,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
+	if cfg.DebugAddr != "" {
+		dl, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+		ds := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		defer ds.Close()
+		go ds.Serve(dl)
+		log.Info("serving runtime profiles", "debug_addr", dl.Addr().String())
+	}
 	var ms *mllp.Server
 	mllpAddr := "off"
 	if ml != nil {
@@ -159,4 +172,15 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "schema at version %d (was %d)\n", fhirstore.SchemaVersion(), before)
 	return nil
+}
+
+// debugMux serves Go's runtime profiles under /debug/pprof/.
+func debugMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -44,6 +45,7 @@ func RunSearch(t *testing.T, b Backend) {
 		{"TxSearch", testTxSearch},
 		{"Regressions", testSearchRegressions},
 		{"LatestN", testSearchLatestN},
+		{"LatestObservations", testLatestObservations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1196,3 +1198,122 @@ func testSearchLatestN(t *testing.T, st *fhirstore.Store, _ string) {
 
 // instant renders t as a FHIR instant in UTC.
 func instant(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// testLatestObservations walks the newest-Observation-per-code table through the writes
+// that move it (a newer reading, one amended to an older time, the latest deleted, a
+// batch with two readings of a code, re-creation, reindex) and checks $lastn max=1 and
+// Tx.LatestObservations against per-code searches sorted by date, which do not use it.
+func testLatestObservations(t *testing.T, st *fhirstore.Store, _ string) {
+	ctx := context.Background()
+	const hr, spo2 = "8867-4", "2708-6"
+	mdcHR := map[string]any{"coding": []any{coding("http://loinc.org", hr, ""), coding("urn:iso:std:iso:11073:10101", "147842", "")}}
+	mk := func(id string, code map[string]any, eff string) {
+		t.Helper()
+		err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+			_, _, err := tx.Update(ctx, "Observation", id, "PUT", func(*fhirstore.Resource) (map[string]any, error) {
+				return observation("lp", code, eff), nil
+			})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// bySearch is the answer of the general path: for each code, the newest Observation of
+	// the patient (first stored on a tie), each listed once.
+	bySearch := func(codes ...string) []string {
+		t.Helper()
+		var out []string
+		for _, c := range codes {
+			res, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: url.Values{
+				"patient": {"Patient/lp"}, "code": {c}, "_sort": {"-date"}, "_count": {"1"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res.Matches {
+				if !slices.Contains(out, r.ID) {
+					out = append(out, r.ID)
+				}
+			}
+		}
+		return out
+	}
+	check := func(step string, want []string) {
+		t.Helper()
+		codes := []string{"http://loinc.org|" + hr, "urn:iso:std:iso:11073:10101|147842", "http://loinc.org|" + spo2}
+		if diff := cmp.Diff(want, bySearch(codes...)); diff != "" {
+			t.Fatalf("%s: the general path disagrees with the expectation (-want +got):\n%s", step, diff)
+		}
+		got, err := st.LastN(ctx, "lp", codes, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, resultIDs(got, true)); diff != "" {
+			t.Errorf("%s: $lastn max=1 by code (-want +got):\n%s", step, diff)
+		}
+		got, err = st.LastN(ctx, "lp", nil, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(slices.Sorted(slices.Values(want)), resultIDs(got, false)); diff != "" {
+			t.Errorf("%s: $lastn max=1, every code (-want +got):\n%s", step, diff)
+		}
+		var latest []*fhirstore.Resource
+		if err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+			latest, err = tx.LatestObservations(ctx, "lp", fhirstore.DateMin)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(resultIDs(got, false), resultIDs(latest, false)); diff != "" {
+			t.Errorf("%s: Tx.LatestObservations (-want +got):\n%s", step, diff)
+		}
+	}
+
+	mk("l1", mdcHR, "2024-03-01T10:00:00Z")
+	mk("l2", cc("http://loinc.org", spo2, ""), "2024-03-01T10:00:00Z")
+	check("first readings", []string{"l1", "l2"})
+	mk("l3", mdcHR, "2024-03-01T11:00:00Z")
+	check("a newer heart rate", []string{"l3", "l2"})
+	mk("l4", mdcHR, "2024-03-01T11:00:00Z")
+	check("a tie keeps the first stored", []string{"l3", "l2"})
+	mk("l3", mdcHR, "2024-03-01T09:00:00Z")
+	check("the latest amended to an older time", []string{"l4", "l2"})
+	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		_, err := tx.Delete(ctx, "Observation", "l4", nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("the latest deleted", []string{"l1", "l2"})
+	var batch []*fhirstore.Resource
+	err = st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		batch, err = tx.CreateMany(ctx, "Observation", nil, []map[string]any{
+			observation("lp", mdcHR, "2024-03-02T08:00:00Z"),
+			observation("lp", mdcHR, "2024-03-02T09:00:00Z"),
+			observation("lp", cc("http://loinc.org", spo2, ""), "2024-03-02T07:00:00Z"),
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("a batch with two readings of a code", []string{batch[1].ID, batch[2].ID})
+	mk("l4", mdcHR, "2024-03-03T00:00:00Z")
+	check("re-created after deletion", []string{"l4", batch[2].ID})
+	if err := st.Reindex(ctx, "Observation", nil); err != nil {
+		t.Fatal(err)
+	}
+	check("after reindex", []string{"l4", batch[2].ID})
+	var since []*fhirstore.Resource
+	if err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		since, err = tx.LatestObservations(ctx, "lp", time.Date(2024, 3, 2, 12, 0, 0, 0, time.UTC).UnixMicro())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"l4"}, resultIDs(since, false)); diff != "" {
+		t.Errorf("LatestObservations since noon of 2 March (-want +got):\n%s", diff)
+	}
+}
