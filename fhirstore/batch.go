@@ -37,16 +37,25 @@ func (tx *Tx) CreateMany(ctx context.Context, typ string, ids []string, bodies [
 		r.Method = "POST"
 		out[i] = r
 	}
-	rids, err := tx.insertCurrent(ctx, out)
+	var rids []int64
+	var err error
+	if tx.s.d.name() == "postgres" {
+		rids, err = tx.pgInsertCurrent(ctx, out)
+	} else {
+		rids, err = tx.insertCurrent(ctx, out)
+		if err == nil {
+			err = tx.insertRows(ctx, indexInsert{table: "resource_history", cols: "rid, type, id, version, last_updated, deleted, method, body",
+				width: 8, n: len(out), row: func(i int, a []any) []any {
+					r := out[i]
+					return append(a, rids[i], r.Type, r.ID, r.Version, r.LastUpdated.UnixMicro(), 0, r.Method, string(r.Body))
+				}})
+			if err != nil {
+				err = fmt.Errorf("fhirstore: history of %d %s: %w", len(out), typ, err)
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
-	}
-	if err := tx.insertRows(ctx, indexInsert{table: "resource_history", cols: "rid, type, id, version, last_updated, deleted, method, body",
-		width: 8, n: len(out), row: func(i int, a []any) []any {
-			r := out[i]
-			return append(a, rids[i], r.Type, r.ID, r.Version, r.LastUpdated.UnixMicro(), 0, r.Method, string(r.Body))
-		}}); err != nil {
-		return nil, fmt.Errorf("fhirstore: history of %d %s: %w", len(out), typ, err)
 	}
 	// Index rows of all resources, merged per table.
 	var merged []indexInsert

@@ -61,3 +61,6 @@ func (s *Store) ExplainSearch(ctx context.Context, req SearchRequest, noSeqScan 
 	}
 	return strings.Join(lines, "\n"), rows.Err()
 }
+
+// MaintainOnce runs one round of Maintain (tests only).
+func (s *Store) MaintainOnce(ctx context.Context) error { return s.maintainOnce(ctx) }

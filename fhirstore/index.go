@@ -913,42 +913,11 @@ func (tx *Tx) writeIndexRows(ctx context.Context, rid int64, typ string, rows *I
 	return tx.insertIndex(ctx, append(indexInserts(rid, typ, rows), latestInsert(latestRows(rid, typ, rows))))
 }
 
-// insertIndex writes index rows, of one resource or merged from several (CreateMany).
+// insertIndex writes index rows, of one resource or merged from several (CreateMany):
+// one statement on PostgreSQL, a multi-row INSERT per table on SQLite.
 func (tx *Tx) insertIndex(ctx context.Context, ins []indexInsert) error {
 	if tx.s.d.name() == "postgres" {
-		// One round trip for every table: data-modifying CTEs.
-		var parts []indexInsert
-		args := 0
-		for _, in := range ins {
-			if in.n > 0 {
-				parts = append(parts, in)
-				args += in.n * in.width
-			}
-		}
-		if len(parts) > 1 && args <= maxInsertArgs {
-			var b strings.Builder
-			vals := make([]any, 0, args)
-			for k, in := range parts {
-				one := insertSQL(in.table, in.cols, in.width, in.n) + in.suffix
-				for i := 0; i < in.n; i++ {
-					vals = in.row(i, vals)
-				}
-				if k < len(parts)-1 {
-					if k == 0 {
-						b.WriteString("WITH ")
-					} else {
-						b.WriteString(", ")
-					}
-					b.WriteString("w" + strconv.Itoa(k) + " AS (" + one + ")")
-				} else {
-					b.WriteString(" " + one)
-				}
-			}
-			if _, err := tx.exec(ctx, b.String(), vals...); err != nil {
-				return fmt.Errorf("index rows: %w", err)
-			}
-			return nil
-		}
+		return tx.pgInsertIndex(ctx, ins)
 	}
 	for _, in := range ins {
 		if err := tx.insertRows(ctx, in); err != nil {
