@@ -97,7 +97,7 @@ func (w *groupWriter) loop() {
 
 func (w *groupWriter) run(batch []*writeJob) {
 	ctx := context.Background()
-	sqlTx, err := w.s.db.BeginTx(ctx, nil)
+	sqlTx, err := w.s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		for _, j := range batch {
 			j.result <- fmt.Errorf("fhirstore: begin: %w", err)

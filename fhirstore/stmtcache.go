@@ -34,7 +34,7 @@ type cachedStmt struct {
 	st *sql.Stmt
 }
 
-// prepared returns the pool-level prepared statement of q (already rebound), preparing
+// prepared returns the write pool's prepared statement of q (already rebound), preparing
 // it on first use; nil when q is not cached or cannot be prepared right now, in which
 // case the caller runs it unprepared (and sees any error in it there).
 func (s *Store) prepared(ctx context.Context, q string) *sql.Stmt {
@@ -51,7 +51,7 @@ func (s *Store) prepared(ctx context.Context, q string) *sql.Stmt {
 	}
 	c.mu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, prepareWait)
-	st, err := s.db.PrepareContext(pctx, q)
+	st, err := s.wdb.PrepareContext(pctx, q)
 	cancel()
 	if err != nil {
 		return nil

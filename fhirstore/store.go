@@ -74,8 +74,9 @@ type Options struct {
 
 // Store is the FHIR resource store. It is safe for concurrent use.
 type Store struct {
-	stmts   stmtCache
-	db      *sql.DB
+	stmts stmtCache
+	db    *sql.DB // reads and searches
+	wdb   *sql.DB // write transactions (the same pool on SQLite)
 	d       dialect
 	log     *slog.Logger
 	clock   func() time.Time
@@ -147,7 +148,22 @@ func open(rawURL string, opts Options) (*Store, error) {
 		db.SetMaxOpenConns(opts.MaxOpenConns)
 		db.SetMaxIdleConns(opts.MaxOpenConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
-		s.db, s.d = db, postgresDialect{}
+		// Write transactions get their own pool whose sessions always use the generic plan
+		// of a prepared statement: they run the store's fixed statements (stmtcache.go),
+		// simple lookups and writes where re-planning each call (PostgreSQL's default
+		// whenever a custom plan looks cheaper) cost more than executing. Searches run on
+		// the read pool, planned for their values; a search inside a write transaction
+		// switches its transaction back (Tx.Search).
+		wdb, err := sql.Open("postgres", withParam(dsn, "plan_cache_mode", "force_generic_plan"))
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("fhirstore: open postgres: %w", err)
+		}
+		writers := max(4, opts.MaxOpenConns/2)
+		wdb.SetMaxOpenConns(writers)
+		wdb.SetMaxIdleConns(writers)
+		wdb.SetConnMaxIdleTime(5 * time.Minute)
+		s.db, s.wdb, s.d = db, wdb, postgresDialect{}
 	case strings.HasPrefix(rawURL, "sqlite:"):
 		path := strings.TrimPrefix(rawURL, "sqlite:")
 		path = strings.TrimPrefix(path, "//")
@@ -166,7 +182,7 @@ func open(rawURL string, opts Options) (*Store, error) {
 		// Readers run concurrently under WAL; writes go through the single group writer.
 		db.SetMaxOpenConns(opts.MaxOpenConns)
 		db.SetMaxIdleConns(opts.MaxOpenConns)
-		s.db, s.d = db, sqliteDialect{}
+		s.db, s.wdb, s.d = db, db, sqliteDialect{}
 		s.writer = newGroupWriter(s, opts.GroupCommitMax)
 	default:
 		return nil, fmt.Errorf("fhirstore: unsupported database URL %q: want postgres://... or sqlite:path", redactURL(rawURL))
@@ -185,15 +201,22 @@ func postgresDSN(raw string) (string, error) {
 		// case, so say it explicitly (STACK.md: always set sslmode).
 		q.Set("sslmode", "disable")
 	}
-	if q.Get("plan_cache_mode") == "" {
-		// Only the store's own fixed statements are prepared (stmtcache.go): simple
-		// lookups and writes whose generic plan is the right one, where re-planning each
-		// call (PostgreSQL's default for the first calls and whenever a custom plan looks
-		// cheaper) cost more than executing. Searches are not prepared, so not affected.
-		q.Set("plan_cache_mode", "force_generic_plan")
-	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+// withParam adds a connection parameter to a postgres:// DSN unless it is set already.
+func withParam(dsn, key, value string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	if q.Get(key) == "" {
+		q.Set(key, value)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func sqliteDSN(path string) string {
@@ -234,6 +257,11 @@ func (s *Store) Close() error {
 		}
 		s.stmts.closeStmts()
 		err = s.db.Close()
+		if s.wdb != s.db {
+			if werr := s.wdb.Close(); err == nil {
+				err = werr
+			}
+		}
 	})
 	return err
 }

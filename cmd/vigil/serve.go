@@ -48,7 +48,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	st.AddHook(server.NewAlertHook(rules, log))
 	mctx, stopMaintenance := context.WithCancel(ctx)
 	defer stopMaintenance()
-	go st.Maintain(mctx, 15*time.Second)
+	go st.Maintain(mctx, 5*time.Second)
 
 	var dests []server.HL7Destination
 	if cfg.HL7Destinations != "" {
