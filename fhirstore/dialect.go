@@ -54,7 +54,7 @@ func (postgresDialect) rebind(q string) string {
 func (postgresDialect) forUpdate() string { return " FOR UPDATE" }
 
 func (postgresDialect) ddl(q string) string {
-	return strings.NewReplacer("ROWID_PK", "BIGSERIAL PRIMARY KEY", "REAL8", "DOUBLE PRECISION").Replace(q)
+	return strings.NewReplacer("ROWID_PK", "BIGSERIAL PRIMARY KEY", "REAL8", "DOUBLE PRECISION", " COVERING ", ") INCLUDE (").Replace(q)
 }
 
 func (postgresDialect) retryable(err error) bool {
@@ -79,5 +79,5 @@ func (sqliteDialect) forUpdate() string        { return "" }
 func (sqliteDialect) retryable(err error) bool { return false }
 
 func (sqliteDialect) ddl(q string) string {
-	return strings.NewReplacer("ROWID_PK", "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL8", "REAL").Replace(q)
+	return strings.NewReplacer("ROWID_PK", "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL8", "REAL", " COVERING ", ", ").Replace(q)
 }

@@ -37,6 +37,19 @@ type IndexRows struct {
 	URIs       []URIRow
 }
 
+// dateSpan is the span of the resource's "date" parameter: the earliest start and the
+// latest end of its values; DateMax, DateMin (empty) when it has none. Reference rows
+// carry it, so that patient-scoped date searches narrow within the reference index.
+func (r *IndexRows) dateSpan() (low, high int64) {
+	low, high = DateMax, DateMin
+	for _, d := range r.Dates {
+		if d.Param == "date" {
+			low, high = min(low, d.Low), max(high, d.High)
+		}
+	}
+	return low, high
+}
+
 func (r *IndexRows) empty() bool {
 	return len(r.Tokens)+len(r.Strings)+len(r.References)+len(r.Dates)+len(r.Numbers)+len(r.Quantities)+len(r.URIs) == 0
 }
@@ -877,6 +890,7 @@ type indexInsert struct {
 }
 
 func indexInserts(rid int64, typ string, rows *IndexRows) []indexInsert {
+	dlow, dhigh := rows.dateSpan()
 	return []indexInsert{
 		{"idx_token", "rid, type, param, system, code, text, grp", "", 7, len(rows.Tokens), func(i int, a []any) []any {
 			t := rows.Tokens[i]
@@ -886,9 +900,9 @@ func indexInserts(rid int64, typ string, rows *IndexRows) []indexInsert {
 			t := rows.Strings[i]
 			return append(a, rid, typ, t.Param, t.Norm, t.Exact, t.Grp)
 		}},
-		{"idx_reference", "rid, type, param, target_type, target_id, url, version, grp", "", 8, len(rows.References), func(i int, a []any) []any {
+		{"idx_reference", "rid, type, param, target_type, target_id, url, version, grp, dlow, dhigh", "", 10, len(rows.References), func(i int, a []any) []any {
 			t := rows.References[i]
-			return append(a, rid, typ, t.Param, t.TargetType, t.TargetID, t.URL, t.Version, t.Grp)
+			return append(a, rid, typ, t.Param, t.TargetType, t.TargetID, t.URL, t.Version, t.Grp, dlow, dhigh)
 		}},
 		{"idx_date", "rid, type, param, low, high, grp", "", 6, len(rows.Dates), func(i int, a []any) []any {
 			t := rows.Dates[i]

@@ -59,6 +59,7 @@ var migrations = []migration{
 	{4, "covering date index by rid", searchIndexDDL4},
 	{5, "token index: rid before system", searchIndexDDL5},
 	{6, "latest observation per patient and code", latestDDL},
+	{7, "date span on reference rows", referenceDatesDDL},
 }
 
 // SchemaVersion is the newest schema version this build knows.

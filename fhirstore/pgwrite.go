@@ -20,7 +20,7 @@ import (
 var pgTypes = map[string][]string{
 	"idx_token":     {"bigint", "text", "text", "text", "text", "text", "int"},
 	"idx_string":    {"bigint", "text", "text", "text", "text", "int"},
-	"idx_reference": {"bigint", "text", "text", "text", "text", "text", "text", "int"},
+	"idx_reference": {"bigint", "text", "text", "text", "text", "text", "text", "int", "bigint", "bigint"},
 	"idx_date":      {"bigint", "text", "text", "bigint", "bigint", "int"},
 	"idx_number":    {"bigint", "text", "text", "float8", "float8", "float8", "int"},
 	"idx_quantity":  {"bigint", "text", "text", "float8", "float8", "float8", "text", "text", "text", "text", "float8", "float8", "float8", "int"},

@@ -374,6 +374,7 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 		p.where = append(p.where, f)
 	}
 	var filters []prioritized
+	var prune []frag // necessary conditions on the reference rows' date span
 	keys := make([]string, 0, len(req.Params))
 	for k := range req.Params {
 		keys = append(keys, k)
@@ -506,6 +507,11 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 			}
 			filters = append(filters, prioritized{b.priority(typ, key), f})
 			p.self.Add(key, v)
+			if key == "date" && typ != "" {
+				if pf, ok := b.datePrune(typ, v); ok {
+					prune = append(prune, pf)
+				}
+			}
 		}
 	}
 	// SQLite drives a query from its first rid IN (...) condition: put the most selective
@@ -527,6 +533,9 @@ func (b *qb) plan(req SearchRequest) (*searchPlan, error) {
 				p.where[k].sql = "r.type || '' = ?"
 			}
 		}
+	}
+	if len(filters) > 0 && len(prune) > 0 {
+		p.where = pruneReferenceDriver(p.where, filters[0].f.sql, prune)
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|", req.Type)
@@ -1137,6 +1146,68 @@ func (b *qb) referencePred(i, key string, p *searchParam, mod, v string) (frag, 
 }
 
 // prefixes of ordered parameter types.
+// datePrune is what a single value of the type's "date" parameter implies for the span
+// [dlow, dhigh] that reference rows carry (migration 7): a necessary condition, written
+// on the placeholder alias "{ref}". ne, OR lists and bad values give none (the exact
+// condition still applies, and reports errors).
+func (b *qb) datePrune(typ, v string) (frag, bool) {
+	if p := b.lookupParam(typ, "date"); p == nil || p.typ != ParamDate || strings.Contains(v, ",") {
+		return frag{}, false
+	}
+	prefix, val := splitPrefix(unescape(v))
+	pl, ph, ok := ParseDateRange(val)
+	if !ok {
+		return frag{}, false
+	}
+	// A date row [lo, hi] of the resource satisfying the exact condition lies inside the
+	// span, so the span satisfies these.
+	switch prefix {
+	case "eq":
+		return frag{"{ref}.dhigh >= ? AND {ref}.dlow <= ?", []any{pl, ph}}, true
+	case "gt", "sa":
+		return frag{"{ref}.dhigh > ?", []any{ph}}, true
+	case "ge":
+		return frag{"{ref}.dhigh >= ?", []any{pl}}, true
+	case "lt", "eb":
+		return frag{"{ref}.dlow < ?", []any{pl}}, true
+	case "le":
+		return frag{"{ref}.dlow <= ?", []any{ph}}, true
+	}
+	return frag{}, false
+}
+
+// pruneReferenceDriver adds the date-span conditions to the first condition of the
+// search when it selects reference rows of the searched resources (patient=X, say): the
+// rows of the patient's readings outside the window are then skipped inside the index
+// range, without a probe each. first is that condition's SQL as planned.
+func pruneReferenceDriver(where []frag, first string, prune []frag) []frag {
+	const head = "r.rid IN (SELECT "
+	if !strings.HasPrefix(first, head) || !strings.HasSuffix(first, ")") {
+		return where
+	}
+	inner := first[len(head) : len(first)-1]
+	col, from, ok := strings.Cut(inner, " FROM ")
+	alias, _, _ := strings.Cut(col, ".")
+	if !ok || col != alias+".rid" || !strings.HasPrefix(from, "idx_reference "+alias+" WHERE "+alias+".type = ? AND ") ||
+		strings.Contains(from, "SELECT") {
+		return where
+	}
+	for k, w := range where {
+		if w.sql != first {
+			continue
+		}
+		sqlText := first[:len(first)-1]
+		args := append([]any{}, w.args...)
+		for _, pf := range prune {
+			sqlText += " AND " + strings.ReplaceAll(pf.sql, "{ref}", alias)
+			args = append(args, pf.args...)
+		}
+		where[k] = frag{sqlText + ")", args}
+		break
+	}
+	return where
+}
+
 var prefixes = []string{"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"}
 
 func splitPrefix(v string) (string, string) {

@@ -106,6 +106,22 @@ var searchIndexDDL5 = []string{
 	`CREATE INDEX idx_token_code ON idx_token (type, param, code, rid, system)`,
 }
 
+// referenceDatesDDL is migration 7: every reference row carries the span of its resource's
+// "date" parameter (dlow = earliest start, dhigh = latest end; an undated resource has
+// the empty span DateMax..DateMin), covered by the target index. A patient-scoped date
+// search (Observation?patient=X&date=ge…&date=lt…) then narrows the patient's readings
+// inside the index range it walks anyway, instead of probing the date index once per
+// reading of the patient's history. The index keeps rid order (paging by rid stops early).
+var referenceDatesDDL = []string{
+	`ALTER TABLE idx_reference ADD COLUMN dlow BIGINT NOT NULL DEFAULT 4611686018427387904`,
+	`ALTER TABLE idx_reference ADD COLUMN dhigh BIGINT NOT NULL DEFAULT -4611686018427387904`,
+	`UPDATE idx_reference SET dlow = d.lo, dhigh = d.hi
+		FROM (SELECT rid, MIN(low) AS lo, MAX(high) AS hi FROM idx_date WHERE param = 'date' GROUP BY rid) d
+		WHERE idx_reference.rid = d.rid`,
+	`DROP INDEX idx_reference_target`,
+	`CREATE INDEX idx_reference_target ON idx_reference (target_id, type, param, target_type, rid COVERING dlow, dhigh)`,
+}
+
 // SchemaFingerprint is a short hash of every migration's version, name and DDL text. Two
 // builds with the same fingerprint create the same schema, so a database migrated by one
 // (a test template, say) can stand in for the other; a changed step changes it even when

@@ -74,9 +74,9 @@ type Options struct {
 
 // Store is the FHIR resource store. It is safe for concurrent use.
 type Store struct {
-	stmts stmtCache
-	db    *sql.DB // reads and searches
-	wdb   *sql.DB // write transactions (the same pool on SQLite)
+	stmts   stmtCache
+	db      *sql.DB // reads and searches
+	wdb     *sql.DB // write transactions (the same pool on SQLite)
 	d       dialect
 	log     *slog.Logger
 	clock   func() time.Time

@@ -46,6 +46,7 @@ func RunSearch(t *testing.T, b Backend) {
 		{"Regressions", testSearchRegressions},
 		{"LatestN", testSearchLatestN},
 		{"LatestObservations", testLatestObservations},
+		{"PatientDate", testPatientDateSearch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1315,5 +1316,67 @@ func testLatestObservations(t *testing.T, st *fhirstore.Store, _ string) {
 	}
 	if diff := cmp.Diff([]string{"l4"}, resultIDs(since, false)); diff != "" {
 		t.Errorf("LatestObservations since noon of 2 March (-want +got):\n%s", diff)
+	}
+}
+
+// testPatientDateSearch checks the date span that reference rows carry (a patient-scoped
+// date search narrows the patient's readings with it before the exact date conditions):
+// for every prefix, patient=X&date=… finds exactly what date=… finds among X's
+// Observations, with instants, periods crossing the bounds, partial dates, undated
+// readings and a reading that changes its time.
+func testPatientDateSearch(t *testing.T, st *fhirstore.Store, _ string) {
+	ctx := context.Background()
+	obs := map[string]map[string]any{
+		"dp1": observation("dpat", cc("http://loinc.org", "8867-4", ""), "2025-02-01T10:00:00Z"),
+		"dp2": observation("dpat", cc("http://loinc.org", "8867-4", ""), "2025-02-01T12:30:00+02:00"),
+		"dp3": observation("dpat", cc("http://loinc.org", "8867-4", ""), ""),
+		"dp4": observation("dpat", cc("http://loinc.org", "8867-4", ""), "2025-02"),
+		"dp5": observation("dpat", cc("http://loinc.org", "8867-4", ""), ""),
+		"dp6": observation("other", cc("http://loinc.org", "8867-4", ""), "2025-02-01T10:00:00Z"),
+	}
+	obs["dp5"]["effectivePeriod"] = map[string]any{"start": "2025-01-31T23:00:00Z", "end": "2025-02-01T10:30:00Z"}
+	err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+		for id, o := range obs {
+			if _, err := tx.CreateWithID(ctx, "Observation", id, o); err != nil {
+				return err
+			}
+		}
+		// dp1 moves to the next day: its reference rows must follow.
+		_, _, err := tx.Update(ctx, "Observation", "dp1", "PUT", func(*fhirstore.Resource) (map[string]any, error) {
+			return observation("dpat", cc("http://loinc.org", "8867-4", ""), "2025-02-02T09:00:00Z"), nil
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ofPatient := func(rs []*fhirstore.Resource) []string {
+		out := []string{}
+		for _, r := range rs {
+			if strings.HasPrefix(r.ID, "dp") && r.ID != "dp6" {
+				out = append(out, r.ID)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	for _, dates := range [][]string{
+		{"2025-02-01"}, {"eq2025-02-01T10:00:00Z"}, {"ge2025-02-01T10:00:00Z"}, {"gt2025-02-01T10:15:00Z"},
+		{"lt2025-02-01T10:00:00Z"}, {"le2025-02-01"}, {"sa2025-02-01"}, {"eb2025-02-01T10:00:00Z"},
+		{"ne2025-02-01"}, {"ap2025-02-01"}, {"ge2025-02-01T09:00:00Z", "lt2025-02-01T11:00:00Z"},
+		{"2025-02-01T10:00:00Z,2025-02-02"}, {"ge2025-02-02", "le2025-02-02"},
+	} {
+		all, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: url.Values{"date": dates, "_count": {"1000"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		scoped, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: url.Values{
+			"patient": {"dpat"}, "date": dates, "_count": {"1000"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(ofPatient(all.Matches), resultIDs(scoped.Matches, false)); diff != "" {
+			t.Errorf("date=%v: patient-scoped search disagrees with the unscoped one (-want +got):\n%s", dates, diff)
+		}
 	}
 }
