@@ -2,8 +2,6 @@ package fhirstore
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"strings"
 )
 
@@ -21,9 +19,6 @@ func (s *Store) ExplainSearch(ctx context.Context, req SearchRequest, noSeqScan 
 		return "", err
 	}
 	prefix := "EXPLAIN "
-	if os.Getenv("XANALYZE") != "" {
-		prefix = "EXPLAIN (ANALYZE, BUFFERS) "
-	}
 	if s.d.name() == "sqlite" {
 		prefix = "EXPLAIN QUERY PLAN "
 	}
@@ -36,9 +31,6 @@ func (s *Store) ExplainSearch(ctx context.Context, req SearchRequest, noSeqScan 
 		if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
 			return "", err
 		}
-	}
-	if os.Getenv("XSQL") != "" {
-		fmt.Println(s.d.rebind(sqlText), args)
 	}
 	rows, err := tx.QueryContext(ctx, s.d.rebind(prefix+sqlText), args...)
 	if err != nil {
