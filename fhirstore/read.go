@@ -16,7 +16,7 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*Resource, error) {
 	var lu int64
 	var del int
 	var body string
-	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT version, last_updated, deleted, body FROM resource WHERE type = ? AND id = ?`), typ, id).
+	err := s.readRow(ctx, `SELECT version, last_updated, deleted, body FROM resource WHERE type = ? AND id = ?`, typ, id).
 		Scan(&r.Version, &lu, &del, &body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s/%s: %w", typ, id, ErrNotFound)
@@ -40,7 +40,7 @@ func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*Reso
 	var lu int64
 	var del int
 	var body string
-	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT last_updated, deleted, method, body FROM resource_history WHERE type = ? AND id = ? AND version = ?`), typ, id, version).
+	err := s.readRow(ctx, `SELECT last_updated, deleted, method, body FROM resource_history WHERE type = ? AND id = ? AND version = ?`, typ, id, version).
 		Scan(&lu, &del, &r.Method, &body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s/%s/_history/%d: %w", typ, id, version, ErrNotFound)

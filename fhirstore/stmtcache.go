@@ -38,10 +38,25 @@ type cachedStmt struct {
 // it on first use; nil when q is not cached or cannot be prepared right now, in which
 // case the caller runs it unprepared (and sees any error in it there).
 func (s *Store) prepared(ctx context.Context, q string) *sql.Stmt {
+	return s.stmts.prepare(ctx, s.wdb, q)
+}
+
+// readRow runs a fixed single-row read (by id, by version) on the read pool, prepared once
+// per connection.
+func (s *Store) readRow(ctx context.Context, q string, args ...any) *sql.Row {
+	q = s.d.rebind(q)
+	if st := s.rstmts.prepare(ctx, s.db, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.db.QueryRowContext(ctx, q, args...)
+}
+
+// prepare returns q prepared on db, from the cache or made now; nil when q is not cached
+// or cannot be prepared right now.
+func (c *stmtCache) prepare(ctx context.Context, db *sql.DB, q string) *sql.Stmt {
 	if len(q) > maxCachedStmtLen {
 		return nil
 	}
-	c := &s.stmts
 	c.mu.Lock()
 	if e, ok := c.m[q]; ok {
 		c.lru.MoveToFront(e)
@@ -51,7 +66,7 @@ func (s *Store) prepared(ctx context.Context, q string) *sql.Stmt {
 	}
 	c.mu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, prepareWait)
-	st, err := s.wdb.PrepareContext(pctx, q)
+	st, err := db.PrepareContext(pctx, q)
 	cancel()
 	if err != nil {
 		return nil

@@ -74,9 +74,10 @@ type Options struct {
 
 // Store is the FHIR resource store. It is safe for concurrent use.
 type Store struct {
-	stmts   stmtCache
-	db      *sql.DB // reads and searches
-	wdb     *sql.DB // write transactions (the same pool on SQLite)
+	stmts   stmtCache // prepared on wdb
+	rstmts  stmtCache // prepared on db
+	db      *sql.DB   // reads and searches
+	wdb     *sql.DB   // write transactions (the same pool on SQLite)
 	d       dialect
 	log     *slog.Logger
 	clock   func() time.Time
@@ -256,6 +257,7 @@ func (s *Store) Close() error {
 			s.writer.close()
 		}
 		s.stmts.closeStmts()
+		s.rstmts.closeStmts()
 		err = s.db.Close()
 		if s.wdb != s.db {
 			if werr := s.wdb.Close(); err == nil {
