@@ -280,25 +280,6 @@ func (s *Store) lastOne(ctx context.Context, patient string, codes []string) (ou
 			add(best.rid)
 		}
 	}
-	if len(pick) == 0 {
-		return nil, true, nil
-	}
-	args := make([]any, len(pick))
-	for i, rid := range pick {
-		args[i] = rid
-	}
-	found, err := s.fetch(ctx, s.db, "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE r.deleted = 0 AND r.rid IN ("+placeholders(len(args))+")", args)
-	if err != nil {
-		return nil, false, err
-	}
-	byRID := make(map[int64]*Resource, len(found))
-	for _, f := range found {
-		byRID[f.rid] = f.res
-	}
-	for _, rid := range pick {
-		if r := byRID[rid]; r != nil {
-			out = append(out, r)
-		}
-	}
-	return out, true, nil
+	out, err = s.liveInOrder(ctx, pick)
+	return out, err == nil, err
 }

@@ -407,11 +407,17 @@ func (s *Store) lastNAllCodes(ctx context.Context, patient string, max int) ([]*
 			}
 		}
 	}
-	if len(pick) == 0 {
+	return s.liveInOrder(ctx, pick)
+}
+
+// liveInOrder reads the live resources of rids, in the order of rids (missing or deleted
+// ones left out).
+func (s *Store) liveInOrder(ctx context.Context, rids []int64) ([]*Resource, error) {
+	if len(rids) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(pick))
-	for i, rid := range pick {
+	args := make([]any, len(rids))
+	for i, rid := range rids {
 		args[i] = rid
 	}
 	found, err := s.fetch(ctx, s.db, "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body FROM resource r WHERE r.deleted = 0 AND r.rid IN ("+placeholders(len(args))+")", args)
@@ -422,8 +428,8 @@ func (s *Store) lastNAllCodes(ctx context.Context, patient string, max int) ([]*
 	for _, f := range found {
 		byRID[f.rid] = f.res
 	}
-	out := make([]*Resource, 0, len(pick))
-	for _, rid := range pick {
+	out := make([]*Resource, 0, len(rids))
+	for _, rid := range rids {
 		if r := byRID[rid]; r != nil {
 			out = append(out, r)
 		}
