@@ -38,14 +38,18 @@ type IndexRows struct {
 }
 
 // dateSpan is the span of the resource's "date" parameter: the earliest start and the
-// latest end of its values; DateMax, DateMin (empty) when it has none. Reference rows
-// carry it, so that patient-scoped date searches narrow within the reference index.
+// latest end of its values; the whole time line when it has none (which narrows nothing).
+// Reference rows carry it, so that patient-scoped date searches narrow within the
+// reference index.
 func (r *IndexRows) dateSpan() (low, high int64) {
 	low, high = DateMax, DateMin
 	for _, d := range r.Dates {
 		if d.Param == "date" {
 			low, high = min(low, d.Low), max(high, d.High)
 		}
+	}
+	if low > high {
+		return DateMin, DateMax
 	}
 	return low, high
 }

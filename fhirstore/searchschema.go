@@ -107,14 +107,16 @@ var searchIndexDDL5 = []string{
 }
 
 // referenceDatesDDL is migration 7: every reference row carries the span of its resource's
-// "date" parameter (dlow = earliest start, dhigh = latest end; an undated resource has
-// the empty span DateMax..DateMin), covered by the target index. A patient-scoped date
+// "date" parameter (dlow = earliest start, dhigh = latest end), covered by the target
+// index. An undated resource, and a row written without a span (by an older Vigil during a
+// rolling upgrade, say), has the whole time line DateMin..DateMax, which never narrows
+// anything: the exact date conditions still decide. A patient-scoped date
 // search (Observation?patient=X&date=ge…&date=lt…) then narrows the patient's readings
 // inside the index range it walks anyway, instead of probing the date index once per
 // reading of the patient's history. The index keeps rid order (paging by rid stops early).
 var referenceDatesDDL = []string{
-	`ALTER TABLE idx_reference ADD COLUMN dlow BIGINT NOT NULL DEFAULT 4611686018427387904`,
-	`ALTER TABLE idx_reference ADD COLUMN dhigh BIGINT NOT NULL DEFAULT -4611686018427387904`,
+	`ALTER TABLE idx_reference ADD COLUMN dlow BIGINT NOT NULL DEFAULT -4611686018427387904`,
+	`ALTER TABLE idx_reference ADD COLUMN dhigh BIGINT NOT NULL DEFAULT 4611686018427387904`,
 	`UPDATE idx_reference SET dlow = d.lo, dhigh = d.hi
 		FROM (SELECT rid, MIN(low) AS lo, MAX(high) AS hi FROM idx_date WHERE param = 'date' GROUP BY rid) d
 		WHERE idx_reference.rid = d.rid`,

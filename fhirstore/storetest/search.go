@@ -1360,23 +1360,35 @@ func testPatientDateSearch(t *testing.T, st *fhirstore.Store, _ string) {
 		sort.Strings(out)
 		return out
 	}
-	for _, dates := range [][]string{
-		{"2025-02-01"}, {"eq2025-02-01T10:00:00Z"}, {"ge2025-02-01T10:00:00Z"}, {"gt2025-02-01T10:15:00Z"},
-		{"lt2025-02-01T10:00:00Z"}, {"le2025-02-01"}, {"sa2025-02-01"}, {"eb2025-02-01T10:00:00Z"},
-		{"ne2025-02-01"}, {"ap2025-02-01"}, {"ge2025-02-01T09:00:00Z", "lt2025-02-01T11:00:00Z"},
-		{"2025-02-01T10:00:00Z,2025-02-02"}, {"ge2025-02-02", "le2025-02-02"},
-	} {
-		all, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: url.Values{"date": dates, "_count": {"1000"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		scoped, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: url.Values{
-			"patient": {"dpat"}, "date": dates, "_count": {"1000"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(ofPatient(all.Matches), resultIDs(scoped.Matches, false)); diff != "" {
-			t.Errorf("date=%v: patient-scoped search disagrees with the unscoped one (-want +got):\n%s", dates, diff)
+	compare := func(step string) {
+		t.Helper()
+		for _, dates := range patientDateQueries {
+			all, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: url.Values{"date": dates, "_count": {"1000"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			scoped, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Observation", Params: url.Values{
+				"patient": {"dpat"}, "date": dates, "_count": {"1000"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(ofPatient(all.Matches), resultIDs(scoped.Matches, false)); diff != "" {
+				t.Errorf("%s: date=%v: patient-scoped search disagrees with the unscoped one (-want +got):\n%s", step, dates, diff)
+			}
 		}
 	}
+	compare("spans written")
+	// Rows without a span (written before migration 7's code, during a rolling upgrade)
+	// have the whole time line: never narrowed away.
+	if _, err := st.DB().ExecContext(ctx, `UPDATE idx_reference SET dlow = -4611686018427387904, dhigh = 4611686018427387904`); err != nil {
+		t.Fatal(err)
+	}
+	compare("spans at their default")
+}
+
+var patientDateQueries = [][]string{
+	{"2025-02-01"}, {"eq2025-02-01T10:00:00Z"}, {"ge2025-02-01T10:00:00Z"}, {"gt2025-02-01T10:15:00Z"},
+	{"lt2025-02-01T10:00:00Z"}, {"le2025-02-01"}, {"sa2025-02-01"}, {"eb2025-02-01T10:00:00Z"},
+	{"ne2025-02-01"}, {"ap2025-02-01"}, {"ge2025-02-01T09:00:00Z", "lt2025-02-01T11:00:00Z"},
+	{"2025-02-01T10:00:00Z,2025-02-02"}, {"ge2025-02-02", "le2025-02-02"},
 }
