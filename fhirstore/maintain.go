@@ -34,11 +34,26 @@ func (s *Store) maintainOnce(ctx context.Context) error {
 		_, err := s.db.ExecContext(ctx, `PRAGMA optimize`)
 		return err
 	}
+	// Several servers on one database: one of them does the round, on one connection that
+	// holds a session advisory lock meanwhile; the others skip it.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var locked bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(7408312)`).Scan(&locked); err != nil {
+		return fmt.Errorf("maintenance lock: %w", err)
+	}
+	if !locked {
+		return nil
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7408312)`)
 	var autovacuum string
-	if err := s.db.QueryRowContext(ctx, `SHOW autovacuum`).Scan(&autovacuum); err != nil {
+	if err := conn.QueryRowContext(ctx, `SHOW autovacuum`).Scan(&autovacuum); err != nil {
 		return fmt.Errorf("autovacuum setting: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT relname, n_live_tup, n_mod_since_analyze, n_ins_since_vacuum, n_dead_tup
+	rows, err := conn.QueryContext(ctx, `SELECT relname, n_live_tup, n_mod_since_analyze, n_ins_since_vacuum, n_dead_tup
 		FROM pg_stat_user_tables WHERE schemaname = current_schema()`)
 	if err != nil {
 		return fmt.Errorf("table statistics: %w", err)
@@ -74,7 +89,7 @@ func (s *Store) maintainOnce(ctx context.Context) error {
 			stmt, what = "VACUUM (ANALYZE) "+w.table, "vacuum and analyze"
 		}
 		start := time.Now()
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("%s %s: %w", what, w.table, err)
 		}
 		s.log.Info("database maintenance", "table", w.table, "action", what, "took_ms", time.Since(start).Milliseconds())
