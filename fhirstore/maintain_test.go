@@ -14,8 +14,10 @@ import (
 // freshly filled index tables (PostgreSQL: ANALYZE ran on idx_token; SQLite: PRAGMA
 // optimize runs without error).
 func TestMaintainAnalyzes(t *testing.T) {
+	t.Parallel()
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
 			st, _ := storetest.Open(t, b)
 			ctx := context.Background()
 			bodies := make([]map[string]any, 1000)
