@@ -3,14 +3,16 @@ package fhirstore
 import (
 	"context"
 	"fmt"
-	"strings"
+
+	"github.com/lib/pq"
 )
 
 // CreateMany stores new resources of one type with server-assigned ids in a handful of
-// statements whatever their number: one multi-row INSERT of the current rows, one of the
-// history rows and one per index table (split only at the placeholder limit). Hooks then
-// run for each resource in order, as for Create. It is the write path of batches of
-// readings, where a statement per resource would make the round trips the bound.
+// statements whatever their number: on PostgreSQL one for the current and history rows
+// and one for every index row (pgwrite.go); on SQLite a multi-row INSERT per table (split
+// only at the placeholder limit). Hooks then run for each resource in order, as for
+// Create. It is the write path of batches of readings, where a statement per resource
+// would make the round trips the bound.
 //
 // ids, when not nil, are the ids to use, one per body, each freshly made with NewID (a
 // caller that rewrote references to them beforehand); nil makes new ones.
@@ -162,11 +164,17 @@ func (tx *Tx) MatchIdentifiers(ctx context.Context, typ, system string, values [
 	for start := 0; start < len(values); start += per {
 		chunk := values[start:min(len(values), start+per)]
 		q := `SELECT t.code, r.id FROM idx_token t JOIN resource r ON r.rid = t.rid
-			WHERE t.type = ? AND t.param = 'identifier' AND t.system = ? AND r.deleted = 0
-			AND t.code IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ") + `)`
+			WHERE t.type = ? AND t.param = 'identifier' AND t.system = ? AND r.deleted = 0 AND t.code `
 		args := []any{typ, system}
-		for _, v := range chunk {
-			args = append(args, v)
+		if tx.s.d.name() == "postgres" {
+			// One statement text whatever the number of values (prepared once).
+			q += `= ANY(?::text[])`
+			args = append(args, pq.StringArray(chunk))
+		} else {
+			q += `IN (` + placeholders(len(chunk)) + `)`
+			for _, v := range chunk {
+				args = append(args, v)
+			}
 		}
 		rows, err := tx.query(ctx, q, args...)
 		if err != nil {
