@@ -17,7 +17,8 @@ type dialect interface {
 	rebind(q string) string
 	// forUpdate is appended to a SELECT that must lock the rows it reads.
 	forUpdate() string
-	// ddl rewrites the portable DDL names (ROWID_PK, BODY) into the backend's.
+	// ddl rewrites the portable DDL names (ROWID_PK, REAL8, COVERING) into the backend's;
+	// a statement marked "POSTGRES " runs on PostgreSQL only ("" elsewhere).
 	ddl(q string) string
 	// retryable reports whether a failed transaction may simply be run again.
 	retryable(err error) bool
@@ -54,6 +55,7 @@ func (postgresDialect) rebind(q string) string {
 func (postgresDialect) forUpdate() string { return " FOR UPDATE" }
 
 func (postgresDialect) ddl(q string) string {
+	q = strings.TrimPrefix(q, "POSTGRES ")
 	return strings.NewReplacer("ROWID_PK", "BIGSERIAL PRIMARY KEY", "REAL8", "DOUBLE PRECISION", " COVERING ", ") INCLUDE (").Replace(q)
 }
 
@@ -79,5 +81,8 @@ func (sqliteDialect) forUpdate() string        { return "" }
 func (sqliteDialect) retryable(err error) bool { return false }
 
 func (sqliteDialect) ddl(q string) string {
+	if strings.HasPrefix(q, "POSTGRES ") {
+		return ""
+	}
 	return strings.NewReplacer("ROWID_PK", "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL8", "REAL", " COVERING ", ", ").Replace(q)
 }

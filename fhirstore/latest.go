@@ -41,6 +41,15 @@ var latestDDL = []string{
 	) x WHERE n = 1`,
 }
 
+// latestInPlaceDDL is migration 8: obs_latest loses its index by rid, so that replacing a
+// patient's latest reading (every reading of a device) is an update in place (a HOT update
+// on PostgreSQL, room for it kept free on each page) instead of new entries in two
+// indexes; a deleted or amended Observation's rows are found through its patient.
+var latestInPlaceDDL = []string{
+	`DROP INDEX obs_latest_rid`,
+	`POSTGRES ALTER TABLE obs_latest SET (fillfactor = 70)`,
+}
+
 // latestRow is one obs_latest candidate: an Observation (rid) of a patient with a coding,
 // and the end of its effective time.
 type latestRow struct {
