@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/google/uuid"
@@ -161,11 +160,20 @@ func (tx *Tx) Read(ctx context.Context, typ, id string) (*Resource, error) {
 	return c.res, nil
 }
 
-// idPattern is the FHIR id syntax.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
-
-// ValidID reports whether id is a syntactically valid FHIR logical id.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
+// ValidID reports whether id is a syntactically valid FHIR logical id:
+// [A-Za-z0-9\-.]{1,64}. (A loop: it runs on every write and every read by id.)
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
 
 // NewID returns a fresh server-assigned id: a UUIDv7, time-ordered so that B-tree inserts
 // stay local.
