@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,36 @@ type alertTx struct {
 	patients map[string]*patientAlerts
 	pending  map[string]map[string]any // DetectedIssue id -> its new content
 	order    []string                  // ids in first-update order
+	// written holds the content of the Observations the transaction wrote (read from
+	// Tx.Changes up to scanned), so that reading a patient's latest vitals does not decode
+	// again what this transaction has just stored: a message's or batch's own readings.
+	written map[string]map[string]any
+	scanned int
+}
+
+// content returns the decoded content of the Observation m: the transaction's own when it
+// wrote it, else m's body decoded (nil when it does not decode).
+func (a *alertTx) content(tx *fhirstore.Tx, m *fhirstore.Resource) map[string]any {
+	changes := tx.Changes()
+	for ; a.scanned < len(changes); a.scanned++ {
+		c := changes[a.scanned]
+		if c.Resource.Type == "Observation" && c.Content != nil {
+			a.written[c.Resource.ID] = c.Content
+		}
+	}
+	// The same version as the one read (a write rolled back with its savepoint would not be).
+	if o, ok := a.written[m.ID]; ok {
+		if meta, _ := o["meta"].(map[string]any); meta != nil {
+			if vid, _ := meta["versionId"].(string); vid == strconv.FormatInt(m.Version, 10) {
+				return o
+			}
+		}
+	}
+	var o map[string]any
+	if json.Unmarshal(m.Body, &o) != nil {
+		return nil
+	}
+	return o
 }
 
 // AfterWrite implements fhirstore.Hook.
@@ -73,14 +104,14 @@ func (h *AlertHook) AfterWrite(ctx context.Context, tx *fhirstore.Tx, c fhirstor
 	}
 	now := tx.Now()
 	atx := tx.Memo(alertStateKey{}, func() any {
-		a := &alertTx{patients: map[string]*patientAlerts{}, pending: map[string]map[string]any{}}
+		a := &alertTx{patients: map[string]*patientAlerts{}, pending: map[string]map[string]any{}, written: map[string]map[string]any{}}
 		tx.BeforeCommit(a.flush(tx))
 		return a
 	}).(*alertTx)
 	st := atx.patients[patient]
 	if st == nil {
 		var err error
-		if st, err = h.load(ctx, tx, patient, r.ID, now); err != nil {
+		if st, err = h.load(ctx, tx, atx, patient, r.ID, now); err != nil {
 			return err
 		}
 		atx.patients[patient] = st
@@ -147,7 +178,7 @@ func (a *alertTx) flush(tx *fhirstore.Tx) func(context.Context) error {
 
 // load reads the patient's latest vitals within the window (the newest Observation of
 // each code, kept by the store) and open alerts.
-func (h *AlertHook) load(ctx context.Context, tx *fhirstore.Tx, patient, skipID string, now time.Time) (*patientAlerts, error) {
+func (h *AlertHook) load(ctx context.Context, tx *fhirstore.Tx, atx *alertTx, patient, skipID string, now time.Time) (*patientAlerts, error) {
 	st := &patientAlerts{recent: map[string]map[string]any{}}
 	latest, err := tx.LatestObservations(ctx, strings.TrimPrefix(patient, "Patient/"), now.Add(-h.rules.Window).UnixMicro())
 	if err != nil {
@@ -157,8 +188,8 @@ func (h *AlertHook) load(ctx context.Context, tx *fhirstore.Tx, patient, skipID 
 		if m.ID == skipID {
 			continue
 		}
-		var o map[string]any
-		if json.Unmarshal(m.Body, &o) != nil {
+		o := atx.content(tx, m)
+		if o == nil {
 			continue
 		}
 		key := firstCode(o)
