@@ -190,6 +190,36 @@ func (tx *Tx) FinishMessage(ctx context.Context, m *InboundMessage) error {
 	return nil
 }
 
+// RecordProcessed logs a message processed in this transaction, in one statement written
+// after its resources: m with status MessageProcessed, its acknowledgment and resources.
+// It replaces an entry of the same key that failed earlier. It reports false, writing
+// nothing, when the key's entry is processed already: the message is a duplicate (sent
+// again, or processed meanwhile by a concurrent transaction, which this one waited for),
+// and the caller rolls back what it wrote for it.
+func (tx *Tx) RecordProcessed(ctx context.Context, m *InboundMessage) (bool, error) {
+	if m.Sender == "" && m.ControlID == "" {
+		return false, fmt.Errorf("%w: a message without a key cannot be recorded as processed", ErrInvalid)
+	}
+	var id int64
+	err := tx.queryRow(ctx, `INSERT INTO inbound_message (sender, control_id, type, status, ack_code, error, raw, ack, resources, received_at)
+		VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?)
+		ON CONFLICT (sender, control_id) DO UPDATE SET type = excluded.type, status = excluded.status,
+			ack_code = excluded.ack_code, error = '', raw = excluded.raw, ack = excluded.ack,
+			resources = excluded.resources, received_at = excluded.received_at
+		WHERE inbound_message.status <> ?
+		RETURNING id`,
+		m.Sender, m.ControlID, m.Type, MessageProcessed, m.AckCode, m.Raw, m.Ack, strings.Join(m.Resources, " "), tx.now.UnixMicro(),
+		MessageProcessed).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("fhirstore: record message: %w", err)
+	}
+	m.ID, m.Status, m.Error, m.ReceivedAt = id, MessageProcessed, "", tx.now
+	return true, nil
+}
+
 // RecordMessage logs a message that failed outside a claim: one without a key (it could
 // not be read), or one whose processing transaction failed. A keyed entry replaces an
 // earlier failed entry of the same key but never a processed one: then nothing is written

@@ -3,6 +3,7 @@ package fhirstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -179,6 +180,54 @@ func TestSavepoint(t *testing.T) {
 			}
 			if _, err := st.Read(ctx, "Patient", "dropped"); !errors.Is(err, fhirstore.ErrNotFound) {
 				t.Errorf("dropped: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// TestRecordProcessed: the one-statement log entry written after a message's resources
+// records a new message, replaces an earlier failed entry of the key, and refuses (writing
+// nothing) when the key's entry is processed already.
+func TestRecordProcessed(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			st, _ := storetest.Open(t, b)
+			ctx := context.Background()
+			record := func(m *fhirstore.InboundMessage) (bool, error) {
+				var ok bool
+				err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+					var err error
+					ok, err = tx.RecordProcessed(ctx, m)
+					return err
+				})
+				return ok, err
+			}
+			// An earlier attempt failed and was logged as an error.
+			if _, err := st.RecordMessage(ctx, &fhirstore.InboundMessage{Sender: "MON|ICU", ControlID: "R1", Status: fhirstore.MessageError,
+				Error: "not stored", Raw: []byte("first")}); err != nil {
+				t.Fatal(err)
+			}
+			m := &fhirstore.InboundMessage{Sender: "MON|ICU", ControlID: "R1", Type: "ORU^R01", AckCode: "AA", Ack: []byte("ACK1"),
+				Raw: []byte("second"), Resources: []string{"Observation/o1"}}
+			if ok, err := record(m); !ok || err != nil {
+				t.Fatalf("record over a failed entry = %v, %v; want true", ok, err)
+			}
+			dup := &fhirstore.InboundMessage{Sender: "MON|ICU", ControlID: "R1", Type: "ORU^R01", AckCode: "AA", Ack: []byte("ACK2"), Raw: []byte("third")}
+			if ok, err := record(dup); ok || err != nil {
+				t.Fatalf("record over a processed entry = %v, %v; want false", ok, err)
+			}
+			got, err := st.Message(ctx, m.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{fhirstore.MessageProcessed, "", "ACK1", "second", "Observation/o1"}
+			have := []string{got.Status, got.Error, string(got.Ack), string(got.Raw), strings.Join(got.Resources, " ")}
+			if diff := cmp.Diff(want, have); diff != "" {
+				t.Errorf("entry after the duplicate (-want +got):\n%s", diff)
+			}
+			if ok, err := record(&fhirstore.InboundMessage{Sender: "MON|ICU", ControlID: "R2", Raw: []byte("new"), Ack: []byte("ACK")}); !ok || err != nil {
+				t.Fatalf("record of a new message = %v, %v; want true", ok, err)
 			}
 		})
 	}

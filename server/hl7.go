@@ -385,7 +385,7 @@ func (b *HL7Bridge) commit(batch []*hl7Job) {
 			if err != nil {
 				// Logged as an error entry in a savepoint of its own, so the failure is
 				// visible even though the message's writes were rolled back.
-				j.err = err
+				j.err, j.resources = err, nil
 				if e := b.failInTx(ctx, tx, j, err); errors.Is(e, fhirstore.ErrRetry) {
 					return e
 				}
@@ -411,7 +411,7 @@ func (b *HL7Bridge) failInTx(ctx context.Context, tx *fhirstore.Tx, j *hl7Job, c
 			return err
 		}
 		if prev != nil && prev.Status == fhirstore.MessageProcessed {
-			j.ack, j.err = prev.Ack, nil
+			j.ack, j.err, j.resources = prev.Ack, nil, prev.Resources
 			return nil
 		}
 		e.Status, e.Error = fhirstore.MessageError, "not stored: "+storeErrorText(cause)
@@ -441,18 +441,16 @@ func storeErrorText(err error) string {
 	return hl7v2.CodeInternalError.Text()
 }
 
-// store writes one message inside the batch transaction: the log entry first (which also
-// serialises resends of one message), then its resources, then the outcome.
+// errAlreadyProcessed ends a message's savepoint when its log entry turns out to be
+// processed already (a resend, or a concurrent copy that committed first): its writes roll
+// back and failInTx answers with the original acknowledgment.
+var errAlreadyProcessed = errors.New("hl7: message already processed")
+
+// store writes one message inside the batch transaction: its resources, then its log
+// entry with the ACK in the same statement that detects a duplicate (which waits for a
+// concurrent copy of the message to commit or roll back).
 func (b *HL7Bridge) store(ctx context.Context, tx *fhirstore.Tx, j *hl7Job) error {
 	e := j.key
-	prev, err := tx.ClaimMessage(ctx, &e)
-	if err != nil {
-		return err
-	}
-	if prev != nil && prev.Status == fhirstore.MessageProcessed {
-		j.ack, j.resources = prev.Ack, prev.Resources
-		return nil
-	}
 	before := len(tx.Changes())
 	if err := b.writeResult(ctx, tx, j.mapped); err != nil {
 		return err
@@ -476,8 +474,12 @@ func (b *HL7Bridge) store(ctx context.Context, tx *fhirstore.Tx, j *hl7Job) erro
 		}
 		e.AckCode = string(code)
 	}
-	if err := tx.FinishMessage(ctx, &e); err != nil {
+	recorded, err := tx.RecordProcessed(ctx, &e)
+	if err != nil {
 		return err
+	}
+	if !recorded {
+		return errAlreadyProcessed
 	}
 	j.ack = e.Ack
 	return nil
