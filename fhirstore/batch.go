@@ -3,6 +3,7 @@ package fhirstore
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/lib/pq"
 )
@@ -159,7 +160,22 @@ func (tx *Tx) insertCurrent(ctx context.Context, rs []*Resource) ([]int64, error
 // identifier system|value (the first one found), in one query. Values without a match
 // are absent from the map.
 func (tx *Tx) MatchIdentifiers(ctx context.Context, typ, system string, values []string) (map[string]string, error) {
-	out := make(map[string]string, len(values))
+	all, err := tx.MatchIdentifiersAll(ctx, typ, system, values)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(all))
+	for v, ids := range all {
+		out[v] = ids[0]
+	}
+	return out, nil
+}
+
+// MatchIdentifiersAll returns, for each value, the ids of the live resources of typ with
+// the identifier system|value (each once, in storage order), in one query; values without
+// a match are absent. Matching a patient must see when an identifier names two.
+func (tx *Tx) MatchIdentifiersAll(ctx context.Context, typ, system string, values []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(values))
 	const per = 500
 	for start := 0; start < len(values); start += per {
 		chunk := values[start:min(len(values), start+per)]
@@ -176,7 +192,7 @@ func (tx *Tx) MatchIdentifiers(ctx context.Context, typ, system string, values [
 				args = append(args, v)
 			}
 		}
-		rows, err := tx.query(ctx, q, args...)
+		rows, err := tx.query(ctx, q+` ORDER BY r.rid`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("fhirstore: match %s identifiers: %w", typ, err)
 		}
@@ -186,8 +202,8 @@ func (tx *Tx) MatchIdentifiers(ctx context.Context, typ, system string, values [
 				rows.Close()
 				return nil, fmt.Errorf("fhirstore: match %s identifiers: %w", typ, err)
 			}
-			if _, seen := out[code]; !seen {
-				out[code] = id
+			if !slices.Contains(out[code], id) {
+				out[code] = append(out[code], id)
 			}
 		}
 		rows.Close()

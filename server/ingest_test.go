@@ -166,6 +166,20 @@ func TestIngestPatientMatching(t *testing.T) {
 	if got := ts.count(t, "Patient"); got != 1 {
 		t.Fatalf("%d Patients, want 1", got)
 	}
+	// An identifier two Patients share names no one: refused, nothing stored.
+	for range 2 {
+		ts.do(t, http.MethodPost, "Patient", map[string]any{"resourceType": "Patient",
+			"identifier": []any{map[string]any{"system": "urn:example:mrn", "value": "MRN-TWICE"}}}).wantStatus(t, http.StatusCreated)
+	}
+	before := ts.count(t, "Observation")
+	r, out = ts.ingest(t, strings.ReplaceAll(vitals, "MRN-000123", "MRN-TWICE"), "")
+	r.wantStatus(t, http.StatusUnprocessableEntity)
+	if out.Rejected != 13 || !strings.Contains(out.Results[0].Reason, "more than one Patient") {
+		t.Fatalf("ambiguous patient: %+v", out)
+	}
+	if got := ts.count(t, "Observation"); got != before {
+		t.Fatalf("%d Observations after a refused batch, want %d", got, before)
+	}
 }
 
 // vitalsDoc is a compact ingest document with one heart rate taken at t.
