@@ -136,8 +136,12 @@ func (s *Store) ClaimOutbox(ctx context.Context, destination string, lease time.
 			// by the subquery before locking.
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
-		rows, err := tx.query(ctx, outboxSelect+` WHERE id = (SELECT MIN(id) FROM outbox WHERE destination = ? AND status = ?)`+lock,
-			destination, OutboxPending)
+		// The status is tested again on the row itself: a head completed by another sender
+		// between this statement's snapshot and its lock is re-read at its new version
+		// (PostgreSQL re-checks the row's own conditions, not the subquery's), and must
+		// not be claimed a second time.
+		rows, err := tx.query(ctx, outboxSelect+` WHERE id = (SELECT MIN(id) FROM outbox WHERE destination = ? AND status = ?) AND status = ?`+lock,
+			destination, OutboxPending, OutboxPending)
 		if err != nil {
 			return fmt.Errorf("fhirstore: claim outbox %s: %w", destination, err)
 		}
