@@ -276,39 +276,50 @@ func scanMessages(rows *sql.Rows) ([]*InboundMessage, error) {
 
 // Message returns one entry of the message log.
 func (s *Store) Message(ctx context.Context, id int64) (*InboundMessage, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(messageSelect+` WHERE id = ?`), id)
-	if err != nil {
-		return nil, fmt.Errorf("fhirstore: message %d: %w", id, err)
-	}
-	got, err := scanMessages(rows)
-	if err != nil {
-		return nil, fmt.Errorf("fhirstore: message %d: %w", id, err)
-	}
-	if len(got) == 0 {
-		return nil, fmt.Errorf("fhirstore: message %d: %w", id, ErrNotFound)
-	}
-	return got[0], nil
+	return logRow(ctx, s, "message", messageSelect, id, scanMessages)
 }
 
 // Messages returns one page of the message log, newest first.
 func (s *Store) Messages(ctx context.Context, q MessageQuery) ([]*InboundMessage, error) {
-	sqlText, args := messageSelect+` WHERE 1 = 1`, []any{}
+	var where []frag
 	if q.Status != "" {
-		sqlText += ` AND status = ?`
-		args = append(args, q.Status)
+		where = append(where, frag{"status = ?", []any{q.Status}})
 	}
-	if q.Before > 0 {
-		sqlText += ` AND id < ?`
-		args = append(args, q.Before)
+	return logPage(ctx, s, "messages", messageSelect, where, q.Before, q.Count, scanMessages)
+}
+
+// logRow reads the row of a log table (message log, outbox) with this id; sel selects
+// the table's columns and scan reads them.
+func logRow[T any](ctx context.Context, s *Store, what, sel string, id int64, scan func(*sql.Rows) ([]T, error)) (T, error) {
+	var zero T
+	got, err := logPage(ctx, s, what, sel, []frag{{"id = ?", []any{id}}}, 0, 1, scan)
+	if err != nil {
+		return zero, err
 	}
-	sqlText += fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, pageSize(q.Count))
+	if len(got) == 0 {
+		return zero, fmt.Errorf("fhirstore: %s %d: %w", what, id, ErrNotFound)
+	}
+	return got[0], nil
+}
+
+// logPage reads one page of a log table, newest first: the rows meeting where, before the
+// id before (0: from the newest), at most count (the default page size when 0).
+func logPage[T any](ctx context.Context, s *Store, what, sel string, where []frag, before int64, count int, scan func(*sql.Rows) ([]T, error)) ([]T, error) {
+	if before > 0 {
+		where = append(where, frag{"id < ?", []any{before}})
+	}
+	sqlText, args := sel, []any(nil)
+	if w := joinFrags(" AND ", where); !w.empty() {
+		sqlText, args = sel+" WHERE "+w.sql, w.args
+	}
+	sqlText += fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, pageSize(count))
 	rows, err := s.db.QueryContext(ctx, s.d.rebind(sqlText), args...)
 	if err != nil {
-		return nil, fmt.Errorf("fhirstore: messages: %w", err)
+		return nil, fmt.Errorf("fhirstore: %s: %w", what, err)
 	}
-	out, err := scanMessages(rows)
+	out, err := scan(rows)
 	if err != nil {
-		return nil, fmt.Errorf("fhirstore: messages: %w", err)
+		return nil, fmt.Errorf("fhirstore: %s: %w", what, err)
 	}
 	return out, nil
 }

@@ -240,50 +240,29 @@ func (s *Store) updateOutbox(ctx context.Context, id int64, q string, args func(
 
 // OutboxMessage returns one outbox row.
 func (s *Store) OutboxMessage(ctx context.Context, id int64) (*OutboxMessage, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(outboxSelect+` WHERE id = ?`), id)
-	if err != nil {
-		return nil, fmt.Errorf("fhirstore: outbox %d: %w", id, err)
-	}
-	ms, _, err := scanOutbox(rows)
-	if err != nil {
-		return nil, fmt.Errorf("fhirstore: outbox %d: %w", id, err)
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("fhirstore: outbox %d: %w", id, ErrNotFound)
-	}
-	return ms[0], nil
+	return logRow(ctx, s, "outbox", outboxSelect, id, scanOutboxRows)
 }
 
 // OutboxMessages returns one page of outbox rows, newest first.
 func (s *Store) OutboxMessages(ctx context.Context, q OutboxQuery) ([]*OutboxMessage, error) {
-	sqlText, args := outboxSelect+` WHERE 1 = 1`, []any{}
+	var where []frag
 	if q.Destination != "" {
-		sqlText += ` AND destination = ?`
-		args = append(args, q.Destination)
+		where = append(where, frag{"destination = ?", []any{q.Destination}})
 	}
 	switch q.Status {
 	case "":
 	case OutboxFailed:
-		sqlText += ` AND status = ? AND last_error <> ''`
-		args = append(args, OutboxPending)
+		where = append(where, frag{"status = ? AND last_error <> ''", []any{OutboxPending}})
 	default:
-		sqlText += ` AND status = ?`
-		args = append(args, q.Status)
+		where = append(where, frag{"status = ?", []any{q.Status}})
 	}
-	if q.Before > 0 {
-		sqlText += ` AND id < ?`
-		args = append(args, q.Before)
-	}
-	sqlText += fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, pageSize(q.Count))
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(sqlText), args...)
-	if err != nil {
-		return nil, fmt.Errorf("fhirstore: outbox: %w", err)
-	}
+	return logPage(ctx, s, "outbox", outboxSelect, where, q.Before, q.Count, scanOutboxRows)
+}
+
+// scanOutboxRows is scanOutbox without the claim times.
+func scanOutboxRows(rows *sql.Rows) ([]*OutboxMessage, error) {
 	ms, _, err := scanOutbox(rows)
-	if err != nil {
-		return nil, fmt.Errorf("fhirstore: outbox: %w", err)
-	}
-	return ms, nil
+	return ms, err
 }
 
 // ListenOutbox calls wake with the destination of every message enqueued or requeued by

@@ -944,12 +944,8 @@ func (b *qb) leaf(a, typ, key, name, mod, value string) (frag, error) {
 
 // virtualCond answers a virtual parameter from the rows of the parameters it stands for.
 func (b *qb) virtualCond(a, typ, key string, v virtualParam, mod, value string) (frag, error) {
-	if !v.and {
-		// Any of the parts; :not and :missing=true need all of them.
-		sep := " OR "
-		if mod == "not" || (mod == "missing" && value == "true") {
-			sep = " AND "
-		}
+	// parts joins the same condition on every part.
+	parts := func(sep string) (frag, error) {
 		var fs []frag
 		for _, part := range v.parts {
 			f, err := b.leaf(a, typ, key, part, mod, value)
@@ -960,23 +956,21 @@ func (b *qb) virtualCond(a, typ, key string, v virtualParam, mod, value string) 
 		}
 		return joinFrags(sep, fs), nil
 	}
+	if !v.and {
+		// Any of the parts; :not and :missing=true need all of them.
+		if mod == "not" || (mod == "missing" && value == "true") {
+			return parts(" AND ")
+		}
+		return parts(" OR ")
+	}
 	switch mod {
 	case "":
 	case "missing":
 		// A composite over the resource is missing when any component is.
-		sep := " AND "
 		if value == "true" {
-			sep = " OR "
+			return parts(" OR ")
 		}
-		var fs []frag
-		for _, part := range v.parts {
-			f, err := b.leaf(a, typ, key, part, mod, value)
-			if err != nil {
-				return frag{}, err
-			}
-			fs = append(fs, f)
-		}
-		return joinFrags(sep, fs), nil
+		return parts(" AND ")
 	default:
 		return frag{}, badParam(key, "modifier :%s is not allowed on a composite parameter", mod)
 	}

@@ -51,6 +51,8 @@ func (s *Store) pageByDate(ctx context.Context, q queryer, where frag, plan *sea
 	var rows []pageRow
 	var keys [][]string
 	if !inUndated {
+		var sqlText string
+		var args []any
 		if rids, cond, ok := indexOnlyRIDs(plan); ok {
 			// Every condition is on the index tables and the first one is of the
 			// searched type: the sort key of each candidate comes from the covering
@@ -60,9 +62,9 @@ func (s *Store) pageByDate(ctx context.Context, q queryer, where frag, plan *sea
 			if !sk.desc {
 				agg = "MIN"
 			}
-			sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, k.k0 FROM (SELECT dd.rid, " + agg + "(dd." + key + ") AS k0 FROM " + rids.sql +
+			sqlText = "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, k.k0 FROM (SELECT dd.rid, " + agg + "(dd." + key + ") AS k0 FROM " + rids.sql +
 				" JOIN idx_date dd ON dd.rid = d.rid AND dd.param = ?"
-			args := append(append([]any{}, rids.args...), sk.dateParam)
+			args = append(append([]any{}, rids.args...), sk.dateParam)
 			if !cond.empty() {
 				sqlText += " WHERE " + cond.sql
 				args = append(args, cond.args...)
@@ -74,33 +76,22 @@ func (s *Store) pageByDate(ctx context.Context, q queryer, where frag, plan *sea
 				args = append(args, afterKey, afterKey, afterRID)
 			}
 			sqlText += " ORDER BY k0 " + dir + ", dd.rid LIMIT ?) k JOIN resource r ON r.rid = k.rid ORDER BY k.k0 " + dir + ", r.rid"
-			args = append(args, limit)
-			var err error
-			rows, keys, err = s.pageRows(ctx, q, plan, sqlText, args)
-			if err != nil {
-				return nil, nil, err
+		} else {
+			// The row of d is the resource's key row when no other row of the same
+			// resource and parameter comes before it in the sort order.
+			sqlText = "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, d." + key + " AS k0" +
+				" FROM idx_date d JOIN resource r ON r.rid = d.rid" +
+				" WHERE d.type = ? AND d.param = ? AND " + where.sql +
+				" AND " + firstRowCond(key, other, op)
+			args = append([]any{plan.types[0], sk.dateParam}, where.args...)
+			if after != nil {
+				sqlText += " AND (d." + key + keysetOp + " OR (d." + key + " = ? AND r.rid > ?))"
+				args = append(args, afterKey, afterKey, afterRID)
 			}
-			if len(rows) >= limit {
-				return rows, keys, nil
-			}
-			return s.pageUndated(ctx, q, where, plan, sentinel, false, afterRID, limit, rows, keys)
+			sqlText += " ORDER BY d." + key + " " + dir + ", r.rid LIMIT ?"
 		}
-		// The row of d is the resource's key row when no other row of the same resource
-		// and parameter comes before it in the sort order.
-		sqlText := "SELECT r.rid, r.type, r.id, r.version, r.last_updated, r.body, d." + key + " AS k0" +
-			" FROM idx_date d JOIN resource r ON r.rid = d.rid" +
-			" WHERE d.type = ? AND d.param = ? AND " + where.sql +
-			" AND " + firstRowCond(key, other, op)
-		args := append([]any{plan.types[0], sk.dateParam}, where.args...)
-		if after != nil {
-			sqlText += " AND (d." + key + keysetOp + " OR (d." + key + " = ? AND r.rid > ?))"
-			args = append(args, afterKey, afterKey, afterRID)
-		}
-		sqlText += " ORDER BY d." + key + " " + dir + ", r.rid LIMIT ?"
-		args = append(args, limit)
 		var err error
-		rows, keys, err = s.pageRows(ctx, q, plan, sqlText, args)
-		if err != nil {
+		if rows, keys, err = s.pageRows(ctx, q, plan, sqlText, append(args, limit)); err != nil {
 			return nil, nil, err
 		}
 		if len(rows) >= limit {
