@@ -136,12 +136,6 @@ func isResourceType(name string) bool {
 	return t != nil && t.kind == kindResource
 }
 
-// isPrimitiveType reports whether name is an R4 primitive type.
-func isPrimitiveType(name string) bool {
-	t := lookupType(name)
-	return t != nil && t.kind == kindPrimitive
-}
-
 // element finds an element of t or of its base types.
 func (t *typeDef) element(name string) *elemDef {
 	for x := t; x != nil; x = x.base {

@@ -302,11 +302,6 @@ func Metrics() []Metric {
 	return append([]Metric(nil), tbl.Metrics...)
 }
 
-// DeviceTypes returns every device type in table order.
-func DeviceTypes() []DeviceType {
-	return append([]DeviceType(nil), tbl.Devices...)
-}
-
 // MetricByName finds a metric by its name or an alias ("heart-rate",
 // "pulse-rate", "spo2", ...). preferredMDC is the MDC code the name implies,
 // or 0 to use the metric's primary code. The returned Metric is shared: read
