@@ -1175,15 +1175,8 @@ func (b *qb) datePrune(typ, v string) (frag, bool) {
 // rows of the patient's readings outside the window are then skipped inside the index
 // range, without a probe each. first is that condition's SQL as planned.
 func pruneReferenceDriver(where []frag, first string, prune []frag) []frag {
-	const head = "r.rid IN (SELECT "
-	if !strings.HasPrefix(first, head) || !strings.HasSuffix(first, ")") {
-		return where
-	}
-	inner := first[len(head) : len(first)-1]
-	col, from, ok := strings.Cut(inner, " FROM ")
-	alias, _, _ := strings.Cut(col, ".")
-	if !ok || col != alias+".rid" || !strings.HasPrefix(from, "idx_reference "+alias+" WHERE "+alias+".type = ? AND ") ||
-		strings.Contains(from, "SELECT") {
+	alias, from, ok := ridInIndex(first)
+	if !ok || !strings.HasPrefix(from, "idx_reference ") || strings.Contains(from, "SELECT") {
 		return where
 	}
 	for k, w := range where {
@@ -1200,6 +1193,25 @@ func pruneReferenceDriver(where []frag, first string, prune []frag) []frag {
 		break
 	}
 	return where
+}
+
+// ridInIndex reads a condition "r.rid IN (SELECT a.rid FROM <table> a WHERE a.type = ?
+// AND ...)" on the index rows of the searched type (indexFrom's shape): the alias a and
+// "<table> a WHERE ...". ok is false for any other condition.
+func ridInIndex(cond string) (alias, from string, ok bool) {
+	const head = "r.rid IN (SELECT "
+	if !strings.HasPrefix(cond, head) || !strings.HasSuffix(cond, ")") {
+		return "", "", false
+	}
+	col, from, found := strings.Cut(cond[len(head):len(cond)-1], " FROM ")
+	alias, _, _ = strings.Cut(col, ".")
+	if !found || col != alias+".rid" {
+		return "", "", false
+	}
+	if _, c, found := strings.Cut(from, " WHERE "); !found || !strings.HasPrefix(c, alias+".type = ? AND ") {
+		return "", "", false
+	}
+	return alias, from, true
 }
 
 var prefixes = []string{"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"}

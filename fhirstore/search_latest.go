@@ -4,7 +4,6 @@ import (
 	"context"
 	"regexp"
 	"strconv"
-	"strings"
 )
 
 // orderedByDate reports whether the page of plan is read by pageByDate: on PostgreSQL, a
@@ -210,23 +209,14 @@ func indexOnlyRIDs(plan *searchPlan) (rids, cond frag, ok bool) {
 		return frag{}, frag{}, false
 	}
 	first := rest[0]
-	const head = "r.rid IN (SELECT "
-	if !strings.HasPrefix(first.sql, head) || !strings.HasSuffix(first.sql, ")") {
-		return frag{}, frag{}, false
-	}
-	inner := first.sql[len(head) : len(first.sql)-1]
-	col, from, found := strings.Cut(inner, " FROM ")
-	if !found || strings.ContainsAny(col, " (") {
-		return frag{}, frag{}, false
-	}
-	alias, _, _ := strings.Cut(col, ".")
 	// The first condition's rows must be of the searched type (indexFrom's shape).
-	if _, c, found := strings.Cut(from, " WHERE "); !found || !strings.HasPrefix(c, alias+".type = ? AND ") {
+	alias, from, found := ridInIndex(first.sql)
+	if !found {
 		return frag{}, frag{}, false
 	}
 	others, found := indexOnlyWhere(rest[1:])
 	if !found {
 		return frag{}, frag{}, false
 	}
-	return frag{"(SELECT DISTINCT " + col + " AS rid FROM " + from + ") d", first.args}, others, true
+	return frag{"(SELECT DISTINCT " + alias + ".rid AS rid FROM " + from + ") d", first.args}, others, true
 }
