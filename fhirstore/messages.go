@@ -89,7 +89,7 @@ var ErrRetry = errors.New("fhirstore: transaction must be retried")
 // that aborts the whole transaction is returned joined with ErrRetry, without rolling back
 // the savepoint: the caller must return it from the InTx function.
 func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
-	changes, done, before := len(tx.changes), len(tx.onDone), len(tx.before)
+	changes, done, before, planned := len(tx.changes), len(tx.onDone), len(tx.before), tx.planned
 	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT vigil_unit"); err != nil {
 		return fmt.Errorf("fhirstore: savepoint: %w", err)
 	}
@@ -102,6 +102,7 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
 			return errors.Join(ErrRetry, fmt.Errorf("fhirstore: rollback to savepoint: %w", rerr))
 		}
 		tx.changes, tx.onDone, tx.before = tx.changes[:changes], tx.onDone[:done], tx.before[:before]
+		tx.planned = planned // a SET LOCAL inside is undone too
 		// What hooks remembered may describe rolled-back writes: forget it all.
 		tx.memo = nil
 	}

@@ -202,12 +202,13 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (*SearchResult, e
 // Search runs a search inside the transaction (it sees the transaction's writes), for
 // conditional operations.
 func (tx *Tx) Search(ctx context.Context, req SearchRequest) (*SearchResult, error) {
-	if tx.s.d.name() == "postgres" {
+	if tx.s.d.name() == "postgres" && !tx.planned {
 		// The write pool plans generically (store.go); a search is planned for its values.
-		// (Set each time: a rolled-back savepoint would have undone it.)
+		// Once per transaction (Savepoint clears the mark when it undoes the setting).
 		if _, err := tx.tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = auto`); err != nil {
 			return nil, fmt.Errorf("fhirstore: search: %w", err)
 		}
+		tx.planned = true
 	}
 	return tx.s.search(ctx, tx.tx, req)
 }

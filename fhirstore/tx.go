@@ -22,6 +22,8 @@ type Tx struct {
 	onDone  []func()
 	changes []Change
 	memo    map[any]any
+	// planned is set once a search has switched the transaction to per-call planning.
+	planned bool
 	// before are the functions to run once the caller's work is done, before the commit.
 	before []func(context.Context) error
 }
