@@ -142,15 +142,24 @@ func (a *hl7Admin) messages(c echo.Context) error {
 	if err != nil {
 		return asError(err)
 	}
+	return adminPage(c, ms, count, func(m *fhirstore.InboundMessage) (adminMessage, int64) { return toAdminMessage(m, false), m.ID })
+}
+
+// adminPage answers one page of a log listing, newest first, with the link to the next
+// page when this one is full. view gives an entry's summary and its id.
+func adminPage[M, V any](c echo.Context, ms []M, count int, view func(M) (V, int64)) error {
 	out := struct {
-		Messages []adminMessage `json:"messages"`
-		Next     string         `json:"next,omitempty"`
-	}{Messages: []adminMessage{}}
+		Messages []V    `json:"messages"`
+		Next     string `json:"next,omitempty"`
+	}{Messages: make([]V, 0, len(ms))}
+	var last int64
 	for _, m := range ms {
-		out.Messages = append(out.Messages, toAdminMessage(m, false))
+		v, id := view(m)
+		out.Messages = append(out.Messages, v)
+		last = id
 	}
-	if n := len(ms); n > 0 && n == pageOr(count) {
-		out.Next = nextLink(c, ms[n-1].ID)
+	if len(ms) > 0 && len(ms) == pageOr(count) {
+		out.Next = nextLink(c, last)
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -186,17 +195,7 @@ func (a *hl7Admin) outbox(c echo.Context) error {
 	if err != nil {
 		return asError(err)
 	}
-	out := struct {
-		Messages []adminOutbox `json:"messages"`
-		Next     string        `json:"next,omitempty"`
-	}{Messages: []adminOutbox{}}
-	for _, m := range ms {
-		out.Messages = append(out.Messages, toAdminOutbox(m, false))
-	}
-	if n := len(ms); n > 0 && n == pageOr(count) {
-		out.Next = nextLink(c, ms[n-1].ID)
-	}
-	return c.JSON(http.StatusOK, out)
+	return adminPage(c, ms, count, func(m *fhirstore.OutboxMessage) (adminOutbox, int64) { return toAdminOutbox(m, false), m.ID })
 }
 
 func (a *hl7Admin) retry(c echo.Context) error {
