@@ -3,6 +3,7 @@ package fhirstore_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -228,6 +229,50 @@ func TestRecordProcessed(t *testing.T) {
 			}
 			if ok, err := record(&fhirstore.InboundMessage{Sender: "MON|ICU", ControlID: "R2", Raw: []byte("new"), Ack: []byte("ACK")}); !ok || err != nil {
 				t.Fatalf("record of a new message = %v, %v; want true", ok, err)
+			}
+
+			// Copies of one message processed at once: one records, the others wait for
+			// it, see the processed entry and roll back what they wrote.
+			errDup := errors.New("duplicate")
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			recorded, dups := 0, 0
+			for range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := st.InTx(ctx, func(tx *fhirstore.Tx) error {
+						if _, err := tx.Create(ctx, "Patient", map[string]any{"resourceType": "Patient",
+							"identifier": []any{map[string]any{"system": "urn:test", "value": "R3"}}}); err != nil {
+							return err
+						}
+						ok, err := tx.RecordProcessed(ctx, &fhirstore.InboundMessage{Sender: "MON|ICU", ControlID: "R3", Raw: []byte("m")})
+						if err != nil {
+							return err
+						}
+						if !ok {
+							return errDup
+						}
+						tx.AfterCommit(func() { mu.Lock(); recorded++; mu.Unlock() })
+						return nil
+					})
+					switch {
+					case errors.Is(err, errDup):
+						mu.Lock()
+						dups++
+						mu.Unlock()
+					case err != nil:
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			if recorded != 1 || dups != 5 {
+				t.Errorf("recorded %d, duplicates %d; want 1 and 5", recorded, dups)
+			}
+			res, err := st.Search(ctx, fhirstore.SearchRequest{Type: "Patient", Params: url.Values{"identifier": {"urn:test|R3"}}})
+			if err != nil || len(res.Matches) != 1 {
+				t.Errorf("Patients written by the copies = %d (%v), want 1", len(res.Matches), err)
 			}
 		})
 	}
